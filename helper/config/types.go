@@ -22,6 +22,9 @@ type Config struct {
 
 	// Path is the file this was read from ("" when no file exists).
 	Path string `toml:"-"`
+
+	// searched is the file Load looked for when none existed (for messages).
+	searched string
 }
 
 // Profile is one named way of getting tokens.
