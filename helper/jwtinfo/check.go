@@ -147,7 +147,7 @@ func Check(info *Info, now time.Time) []Warning {
 			case life <= 0:
 				add(CodeTimeOrder, "exp is not after iat/nbf: the token was never valid")
 			case life > MaxLifetime:
-				add(CodeLifetime, "lifetime %s is longer than the %s the WLCG profile allows for access tokens", FormatTTL(life), FormatTTL(MaxLifetime))
+				add(CodeLifetime, "lifetime %s is longer than the 6 hours the WLCG profile allows for access tokens", FormatTTL(life))
 			}
 		}
 	}

@@ -46,7 +46,7 @@ type Header struct {
 // it has no JSON form, and Info's String and GoString methods leave it out,
 // so an Info passed to fmt or a logger leaks nothing.
 type Info struct {
-	Raw    string
+	Raw    string `json:"-"`
 	IsJWT  bool   // false: opaque token or JWE, no claims to read
 	Format Format // jwt, jwe or opaque
 	Length int    // length of Raw in bytes

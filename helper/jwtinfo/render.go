@@ -96,11 +96,20 @@ func Render(w io.Writer, info *Info, warns []Warning, opts RenderOptions) error 
 	if len(warns) == 0 {
 		r.line("Warnings", "none")
 	} else {
-		msgs := make([]string, len(warns))
-		for i, wn := range warns {
-			msgs[i] = clean(wn.Msg) + " [" + clean(wn.Code) + "]"
+		// One "- " item per warning, wrapped under its own text.
+		label := "Warnings"
+		for _, wn := range warns {
+			words := strings.Fields(clean(wn.Msg) + " [" + clean(wn.Code) + "]")
+			for i, l := range wrapWords(words, r.avail()-2) {
+				if i == 0 {
+					l = "- " + l
+				} else {
+					l = "  " + l
+				}
+				r.line(label, l)
+				label = ""
+			}
 		}
-		r.lines("Warnings", msgs)
 	}
 	return r.w.Flush()
 }
@@ -110,7 +119,13 @@ type renderer struct {
 	opts RenderOptions
 }
 
+// line writes "Label        : value"; an empty label continues the
+// previous entry, indented to the value column.
 func (r *renderer) line(label, value string) {
+	if label == "" {
+		fmt.Fprintf(r.w, "%*s%s\n", labelWidth+3, "", value)
+		return
+	}
 	fmt.Fprintf(r.w, "%-*s : %s\n", labelWidth, label, value)
 }
 
@@ -124,9 +139,17 @@ func (r *renderer) lines(label string, values []string) {
 	}
 }
 
-// wrapped joins words with spaces into lines that fit the width.
+// avail is the room for values right of the label column.
+func (r *renderer) avail() int { return max(r.opts.Width-labelWidth-3, 20) }
+
+// wrapped writes words under one label, wrapped to the width.
 func (r *renderer) wrapped(label string, words []string) {
-	avail := max(r.opts.Width-labelWidth-3, 20)
+	r.lines(label, wrapWords(words, r.avail()))
+}
+
+// wrapWords joins words with spaces into lines of at most avail runes (a
+// longer word gets a line of its own).
+func wrapWords(words []string, avail int) []string {
 	var out []string
 	cur := ""
 	for _, wd := range words {
@@ -143,7 +166,7 @@ func (r *renderer) wrapped(label string, words []string) {
 	if cur != "" {
 		out = append(out, cur)
 	}
-	r.lines(label, out)
+	return out
 }
 
 func (r *renderer) time(t time.Time) string {
@@ -258,13 +281,17 @@ func (r *renderer) jwt(info *Info) {
 	if info.Header.KeyID != "" {
 		kid = clean(info.Header.KeyID)
 	}
-	alg := info.Header.Alg
-	if alg == "" {
-		alg = "no alg"
+	switch alg := info.Header.Alg; alg {
+	case "":
+		kid += ", no alg"
+	case "none":
+		kid += ", alg none (unsigned)"
+	default:
+		kid += ", alg " + clean(alg)
 	}
-	r.line("Key ID", kid+" ("+clean(alg)+")")
-	if info.Header.Type != "" {
-		r.line("Token type", clean(info.Header.Type))
+	r.line("Key ID", kid)
+	if typ := info.Header.Type; typ != "" && !strings.EqualFold(typ, "JWT") {
+		r.line("Token type", clean(typ))
 	}
 }
 

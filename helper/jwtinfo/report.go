@@ -30,7 +30,9 @@ import (
 //	expired             true/false; null when unknown
 //	valid               true when not expired and not before nbf at
 //	                    checked_at (time only: the signature is NOT checked);
-//	                    null for opaque and jwe tokens
+//	                    false when exp or nbf is present but unusable; a
+//	                    token without exp is valid by time; null for
+//	                    opaque and jwe tokens
 //	warnings            array of {"code", "message"}, never null
 //	verification        the Verdict, when the caller verified the token
 //
@@ -95,7 +97,10 @@ func NewReport(info *Info, warns []Warning, now time.Time) Report {
 	r.NotBefore = utcPtr(info.NotBefore)
 	r.ExpiresAt = utcPtr(info.Expiry)
 
-	valid := info.NotBefore.IsZero() || !now.Before(info.NotBefore)
+	// A present but unusable exp or nbf makes the token invalid: no
+	// service can tell when it is valid.
+	unusable := info.Expiry.IsZero() && info.Has("exp") || info.NotBefore.IsZero() && info.Has("nbf")
+	valid := !unusable && (info.NotBefore.IsZero() || !now.Before(info.NotBefore))
 	if !info.Expiry.IsZero() {
 		d := info.Expiry.Sub(now)
 		secs := int64(d / time.Second)
