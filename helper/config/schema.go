@@ -286,7 +286,7 @@ func suggest(key string, known []string) string {
 		}
 		d := levenshtein(nk, k)
 		if (len(nk) >= 4 && strings.HasPrefix(k, nk)) || (len(k) >= 4 && strings.HasPrefix(nk, k)) {
-			d = min(d, 2)
+			d = min(d, 1)
 		}
 		if d < bestD {
 			best, bestD = k, d

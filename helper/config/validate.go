@@ -242,6 +242,7 @@ func (v *validator) routes(c *Config) {
 
 func (v *validator) renew(c *Config) {
 	files := map[string]int{}
+	firstFile := map[string]string{}
 	for i := range c.Renew {
 		o := &c.Renew[i]
 		path := []string{"renew", strconv.Itoa(i)}
@@ -263,13 +264,14 @@ func (v *validator) renew(c *Config) {
 			f = ""
 		}
 		if j, dup := files[f]; dup {
-			what := "the file " + quoteValue(o.File)
+			what := "the file " + quoteValue(firstFile[f])
 			if f == "" {
 				what = "the discovery location (file unset)"
 			}
 			v.add(key("file"), "renew[%d] already writes %s", j, what)
 		} else {
 			files[f] = i
+			firstFile[f] = o.File
 		}
 	}
 }
