@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/spf13/cobra"
+)
+
+// commands lists every subcommand.
+func (a *app) commands() []*cobra.Command {
+	return []*cobra.Command{
+		a.tokenCommand(),
+		a.inspectCommand(),
+		a.discoverCommand(),
+		a.exportCommand(),
+		a.statusCommand(),
+		a.configCommand(),
+		a.versionCommand(),
+	}
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		GroupID: "setup",
+		Short:   "Print the version",
+		Args:    cobra.NoArgs,
+		Run: func(cmd *cobra.Command, args []string) {
+			fmt.Fprintf(a.stdout(), "tokenhelper %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}

@@ -1,0 +1,100 @@
+// Package plugins holds tokenhelper's token backends and their registry:
+// one explicit name → factory map of built-in backends, run in-process
+// (the Vault pattern: no init() registration).
+package plugins
+
+import (
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/tokenhelper/tokenhelper/helper"
+	"github.com/tokenhelper/tokenhelper/helper/config"
+	"github.com/tokenhelper/tokenhelper/plugins/file"
+)
+
+// Deps is what a backend may take from the process. Everything is
+// injected so backends run inside tests without touching the machine.
+type Deps struct {
+	// LookupEnv reads the environment.
+	LookupEnv func(string) (string, bool)
+	Dirs      config.Dirs
+	Now       func() time.Time
+	UID       int
+	TmpDir    string
+	Log       *slog.Logger
+	// UI talks to a person during login; nil when there is none.
+	UI helper.UI
+}
+
+// Getenv returns an environment variable or "".
+func (d Deps) Getenv(k string) string {
+	if d.LookupEnv == nil {
+		return ""
+	}
+	v, _ := d.LookupEnv(k)
+	return v
+}
+
+// Builtin describes a backend compiled into tokenhelper.
+type Builtin struct {
+	Name    string
+	Summary string
+	// Cached says access tokens from this backend go through the token
+	// cache (helper/cache). Backends that are themselves a cache (a token
+	// file, oidc-agent) say false.
+	Cached bool
+	New    func(p *config.Profile, d Deps) (helper.Backend, error)
+}
+
+var builtins = map[string]Builtin{
+	config.BackendFile: {
+		Name:    config.BackendFile,
+		Summary: "a token kept in a file (written by cron, HTCondor, export) or found by WLCG discovery",
+		Cached:  false,
+		New: func(p *config.Profile, d Deps) (helper.Backend, error) {
+			return file.New(p, file.Env{LookupEnv: d.LookupEnv, UID: d.UID, TmpDir: d.TmpDir, Now: d.Now}), nil
+		},
+	},
+}
+
+// Lookup returns the built-in backend called name.
+func Lookup(name string) (Builtin, bool) {
+	b, ok := builtins[name]
+	return b, ok
+}
+
+// Builtins lists the built-in backends by name.
+func Builtins() []Builtin {
+	out := make([]Builtin, 0, len(builtins))
+	for _, b := range builtins {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Open returns the backend a profile names.
+func Open(p *config.Profile, d Deps) (helper.Backend, Builtin, error) {
+	b, ok := Lookup(p.Backend)
+	if !ok {
+		return nil, Builtin{}, helper.Errorf(helper.KindConfig, "profile %q: unknown backend %q", p.Name, p.Backend).
+			WithFix("use one of %s, or install tokenhelper-plugin-%s", names(), p.Backend)
+	}
+	be, err := b.New(p, d)
+	if err != nil {
+		return nil, b, err
+	}
+	return be, b, nil
+}
+
+func names() string {
+	s := ""
+	for i, b := range Builtins() {
+		if i > 0 {
+			s += ", "
+		}
+		s += b.Name
+	}
+	return s
+}
