@@ -189,11 +189,21 @@ func (s Sources) runCmd(ctx context.Context, profile string) (string, error) {
 		cmd.Stderr = os.Stderr
 	}
 	cmd.Env = withoutVar(s.environ(), s.Env)
-	// A grandchild that keeps stdout open must not keep us waiting.
+	ownProcessGroup(cmd)
+	// A background child that keeps stdout open after the shell exited
+	// must not keep us waiting: after WaitDelay the pipe is closed and the
+	// group killed.
 	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		_ = killProcessGroup(cmd)
+		err = nil
+	}
 	defer clear(out.buf.Bytes())
 	switch {
+	case err == nil:
+		// Exited successfully (possibly after a background child held
+		// stdout past the deadline): use what it printed.
 	case cctx.Err() != nil && ctx.Err() == nil:
 		return "", (&helper.Error{Kind: helper.KindUnavailable, Msg: fmt.Sprintf("%s did not finish within %s and was killed", where, timeout), Err: cctx.Err()}).
 			WithFix("run the command by hand: it must print the passphrase without waiting for input")
