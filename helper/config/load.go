@@ -52,6 +52,9 @@ func (o LoadOptions) Load() (*Config, error) {
 	f, err := openNoBlock(o.Path)
 	if err != nil {
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && isSymlink(o.Path):
+			return nil, helper.Wrap(helper.KindConfig, err, fmt.Sprintf("config file %s is a symbolic link to a file that does not exist", o.Path)).
+				WithFix("fix or remove the link")
 		case errors.Is(err, fs.ErrNotExist) && !o.Explicit:
 			return emptyConfig(o.Path), nil
 		case errors.Is(err, fs.ErrNotExist):
@@ -83,6 +86,11 @@ func (o LoadOptions) Load() (*Config, error) {
 		return nil, helper.Wrap(helper.KindConfig, err, fmt.Sprintf("cannot read config file %s: %v", o.Path, errText(err)))
 	}
 	return Parse(o.Path, data)
+}
+
+func isSymlink(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode()&fs.ModeSymlink != 0
 }
 
 func emptyConfig(searched string) *Config {

@@ -61,6 +61,14 @@ func TestLoadMissing(t *testing.T) {
 		t.Errorf("missing explicit file: %v", err)
 	}
 
+	if err := os.Symlink(filepath.Join(dir, "gone.toml"), filepath.Join(dir, "dangling.toml")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(filepath.Join(dir, "dangling.toml"), false)
+	if !helper.IsKind(err, helper.KindConfig) || !strings.Contains(err.Error(), "symbolic link to a file that does not exist") {
+		t.Errorf("dangling symlink at the default location: %v", err)
+	}
+
 	if c, err := Load("", false); err != nil || c == nil {
 		t.Errorf("empty default path: %v", err)
 	}
