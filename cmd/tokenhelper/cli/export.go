@@ -2,8 +2,11 @@ package cli
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokenhelper/tokenhelper/helper"
 
 	"github.com/tokenhelper/tokenhelper/helper/discovery"
 )
@@ -32,6 +35,13 @@ that belongs to another user, or a symlink planted there, is never written throu
 				return err
 			}
 			denv := a.discoveryEnv()
+			if file != "" {
+				abs, err := filepath.Abs(file)
+				if err != nil {
+					return helper.Wrap(helper.KindUsage, err, "cannot resolve "+file)
+				}
+				file = abs
+			}
 			path, err := discovery.Write(denv, tok.AccessToken, discovery.WriteOptions{Path: file})
 			if err != nil {
 				return err

@@ -1,0 +1,146 @@
+package cli_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/tokenhelper/tokenhelper/cmd/tokenhelper/cli"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"tokenhelper": func() { os.Exit(cli.Main(context.Background(), os.Args, cli.OSSystem())) },
+	})
+}
+
+// TestScripts runs the end-to-end CLI scripts in testdata/script: the real
+// tokenhelper binary (this test binary re-executed) with a private HOME,
+// XDG directories and /tmp stand-in per script.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			home := env.WorkDir + "/home"
+			if err := os.MkdirAll(home, 0o700); err != nil {
+				return err
+			}
+			env.Setenv("HOME", home)
+			env.Setenv("XDG_RUNTIME_DIR", "")
+			env.Setenv("TZ", "UTC")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"mktoken": cmdMkToken,
+			"code":    cmdCode,
+			"perm":    cmdPerm,
+			"expand":  cmdExpand,
+		},
+	})
+}
+
+var signingKey = func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// mktoken FILE [claim=value...]: write a signed WLCG-style JWT to FILE.
+// exp, iat and nbf take durations relative to now ("exp=-5m"); aud and
+// scope take space-separated lists; wlcg.groups is comma-separated.
+func cmdMkToken(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 {
+		ts.Fatalf("usage: mktoken FILE [claim=value...]")
+	}
+	now := time.Now()
+	claims := jwt.MapClaims{
+		"iss": "https://iam.example.org", "sub": "alice", "wlcg.ver": "1.0",
+		"aud": "https://wlcg.cern.ch/jwt/v1/any", "scope": "storage.read:/ openid",
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		"jti": "test-jti", "client_id": "test-client",
+	}
+	for _, kv := range args[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "exp", "iat", "nbf":
+			d, err := time.ParseDuration(v)
+			ts.Check(err)
+			claims[k] = now.Add(d).Unix()
+		case "aud":
+			if f := strings.Fields(v); len(f) > 1 {
+				claims[k] = f
+			} else {
+				claims[k] = v
+			}
+		case "wlcg.groups":
+			claims[k] = strings.Split(v, ",")
+		case "-":
+			delete(claims, v)
+		default:
+			claims[k] = v
+		}
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	tok.Header["kid"] = "test-key"
+	s, err := tok.SignedString(signingKey)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(s+"\n"), 0o600))
+}
+
+// code N COMMAND ARGS...: run COMMAND and require exit status N.
+func cmdCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: code N command [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	if got != want {
+		ts.Fatalf("exit status %d, want %d", got, want)
+	}
+}
+
+// perm MODE FILE: require FILE's permission bits to be MODE (octal).
+func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: perm MODE FILE")
+	}
+	want, err := strconv.ParseUint(args[0], 8, 32)
+	ts.Check(err)
+	fi, err := os.Stat(ts.MkAbs(args[1]))
+	ts.Check(err)
+	if got := uint64(fi.Mode().Perm()); (got == want) == neg {
+		ts.Fatalf("mode of %s is %04o (want %s%04o)", args[1], got, map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+}
+
+// expand FILE...: replace $WORK and $HOME in FILE with their values.
+func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
+	for _, f := range args {
+		p := ts.MkAbs(f)
+		b, err := os.ReadFile(p)
+		ts.Check(err)
+		s := strings.NewReplacer("$WORK", ts.Getenv("WORK"), "$HOME", ts.Getenv("HOME")).Replace(string(b))
+		ts.Check(os.WriteFile(p, []byte(s), 0o600))
+	}
+}
