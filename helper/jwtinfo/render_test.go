@@ -207,12 +207,12 @@ func TestRenderWrapsLongLists(t *testing.T) {
 
 func TestCleanValues(t *testing.T) {
 	for in, want := range map[string]string{
-		"plain value":           "plain value",
-		"été":                   "été",
-		"a\x1b[31mb":            `"a\x1b[31mb"`,
-		"line\nbreak":           `"line\nbreak"`,
-		"\u202eevil":            `"\u202eevil"`,
-		"bad\xffutf8":           `"bad\xffutf8"`,
+		"plain value":            "plain value",
+		"été":                    "été",
+		"a\x1b[31mb":             `"a\x1b[31mb"`,
+		"line\nbreak":            `"line\nbreak"`,
+		"\u202eevil":             `"\u202eevil"`,
+		"bad\xffutf8":            `"bad\xffutf8"`,
 		strings.Repeat("x", 250): strings.Repeat("x", maxValue) + "…",
 	} {
 		if got := clean(in); got != want {

@@ -167,8 +167,8 @@ func Verify(ctx context.Context, raw string, opts VerifyOptions) (*Verdict, erro
 			return nil, err
 		}
 	} else {
-		v.skip(StepDiscovery, "not attempted")
-		v.skip(StepSignature, "not checked: the issuer's keys were not fetched")
+		v.skip(StepDiscovery, "the issuer was refused")
+		v.skip(StepSignature, "the issuer's keys were not fetched")
 	}
 	v.checkTimes(info, at, opts.Leeway)
 	v.checkAudience(info, opts.Audiences)
@@ -274,7 +274,7 @@ func (v *Verdict) checkSignature(ctx context.Context, f *fetcher, info *Info) er
 		v.add(StepDiscovery, true, "%s", detail)
 	}
 	if !v.Checks[len(v.Checks)-1].OK {
-		v.skip(StepSignature, "not checked: the discovery document was refused")
+		v.skip(StepSignature, "the discovery document was refused")
 		return nil
 	}
 	jwksURL := ju.Redacted()
@@ -319,7 +319,7 @@ func (v *Verdict) checkSignature(ctx context.Context, f *fetcher, info *Info) er
 	case err == nil:
 		v.add(StepSignature, true, "%s, %s, from %s", alg, kidDesc, jwksURL)
 	case errors.Is(err, jwt.ErrInvalidKeyType):
-		v.add(StepSignature, false, "key %s at %s is a %s key, which cannot check an %s signature", kidDesc, jwksURL, key.Kty, alg)
+		v.add(StepSignature, false, "key %s at %s is an %s key, which cannot check an %s signature", kidDesc, jwksURL, key.Kty, alg)
 	default:
 		v.add(StepSignature, false, "the signature does not match key %s from %s: the token was altered or not issued by %s", kidDesc, jwksURL, info.Issuer)
 	}
@@ -365,7 +365,7 @@ func selectKey(keys []publicKey, kid, alg, jwksURL string) (publicKey, string) {
 	if unusable != nil {
 		why := unusable.Why
 		if why == "" {
-			why = fmt.Sprintf("it is a %s key, and %s needs an %s key", unusable.Kty, alg, family)
+			why = fmt.Sprintf("it is an %s key, and %s needs an %s key", unusable.Kty, alg, family)
 		}
 		return publicKey{}, fmt.Sprintf("key kid %s at %s is unusable: %s", quote(kid), jwksURL, why)
 	}
@@ -410,9 +410,9 @@ func (v *Verdict) checkAudience(info *Info, want []string) {
 	}
 	if len(want) == 0 {
 		if len(auds) == 0 {
-			v.skip(StepAudience, "not checked: no expected audience given, and the token has no aud")
+			v.skip(StepAudience, "no expected audience given (--aud), and the token has no aud")
 		} else {
-			v.skip(StepAudience, "not checked: no expected audience given; the token is for %s", quoted(auds))
+			v.skip(StepAudience, "no expected audience given (--aud); the token is for %s", quoted(auds))
 		}
 		return
 	}
@@ -462,7 +462,7 @@ func RenderVerdict(w io.Writer, v *Verdict) error {
 		var s string
 		switch {
 		case c.Skipped:
-			s = "SKIPPED: " + c.Detail
+			s = "not checked: " + c.Detail
 		case c.OK && c.Detail != "":
 			s = "OK (" + c.Detail + ")"
 		case c.OK:
