@@ -130,7 +130,7 @@ func TestGet(t *testing.T) {
 		name        string
 		setup       setup
 		req         helper.Request
-		acq         acquirer
+		acq         *acquirer
 		ttl         time.Duration
 		wantToken   string
 		wantSource  string
@@ -139,52 +139,52 @@ func TestGet(t *testing.T) {
 		wantErrText string
 		wantStored  string
 	}{
-		{name: "empty cache acquires and stores", acq: acquirer{tok: fresh},
+		{name: "empty cache acquires and stores", acq: &acquirer{tok: fresh},
 			wantToken: "NEW", wantSource: "", wantCalls: 1, wantStored: "NEW"},
-		{name: "valid entry is served", setup: put("OLD", t0.Add(time.Hour)), acq: acquirer{tok: fresh},
+		{name: "valid entry is served", setup: put("OLD", t0.Add(time.Hour)), acq: &acquirer{tok: fresh},
 			wantToken: "OLD", wantSource: SourceCache, wantStored: "OLD"},
 		{name: "scopes in another order and spelling hit the same entry", setup: put("OLD", t0.Add(time.Hour)),
 			req: helper.Request{Profile: "wlcg", Scopes: []string{"openid storage.read:/", "openid"}, MinValid: 5 * time.Minute},
-			acq: acquirer{tok: fresh}, wantToken: "OLD", wantSource: SourceCache, wantStored: "OLD"},
-		{name: "expired entry is replaced", setup: put("OLD", t0.Add(-time.Second)), acq: acquirer{tok: fresh},
+			acq: &acquirer{tok: fresh}, wantToken: "OLD", wantSource: SourceCache, wantStored: "OLD"},
+		{name: "expired entry is replaced", setup: put("OLD", t0.Add(-time.Second)), acq: &acquirer{tok: fresh},
 			wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
-		{name: "entry expiring within min-valid is replaced", setup: put("OLD", t0.Add(4*time.Minute)), acq: acquirer{tok: fresh},
+		{name: "entry expiring within min-valid is replaced", setup: put("OLD", t0.Add(4*time.Minute)), acq: &acquirer{tok: fresh},
 			wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
-		{name: "entry expiring exactly at min-valid is replaced", setup: put("OLD", t0.Add(5*time.Minute)), acq: acquirer{tok: fresh},
+		{name: "entry expiring exactly at min-valid is replaced", setup: put("OLD", t0.Add(5*time.Minute)), acq: &acquirer{tok: fresh},
 			wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "force replaces a valid entry", setup: put("OLD", t0.Add(time.Hour)),
-			req: helper.Request{Profile: "wlcg", Scopes: req.Scopes, Force: true}, acq: acquirer{tok: fresh},
+			req: helper.Request{Profile: "wlcg", Scopes: req.Scopes, Force: true}, acq: &acquirer{tok: fresh},
 			wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
-		{name: "other scopes are another entry", setup: put("OLD", t0.Add(time.Hour)), req: other, acq: acquirer{tok: fresh},
+		{name: "other scopes are another entry", setup: put("OLD", t0.Add(time.Hour)), req: other, acq: &acquirer{tok: fresh},
 			wantToken: "NEW", wantCalls: 1},
-		{name: "bad JSON is a miss and is overwritten", setup: raw([]byte("{not json"), 0o600), acq: acquirer{tok: fresh},
+		{name: "bad JSON is a miss and is overwritten", setup: raw([]byte("{not json"), 0o600), acq: &acquirer{tok: fresh},
 			wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
-		{name: "empty file is a miss", setup: raw(nil, 0o600), acq: acquirer{tok: fresh},
+		{name: "empty file is a miss", setup: raw(nil, 0o600), acq: &acquirer{tok: fresh},
 			wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "truncated entry is a miss", setup: func(t *testing.T, c *Cache, clk *clock) {
 			b := validEntryBytes(t, req, "OLD", t0.Add(time.Hour))
 			writeRaw(t, entryPath(c, req), b[:len(b)/2], 0o600)
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "wrong version is a miss", setup: func(t *testing.T, c *Cache, clk *clock) {
 			b := validEntryBytes(t, req, "OLD", t0.Add(time.Hour))
 			b = []byte(strings.Replace(string(b), `"version": 1`, `"version": 2`, 1))
 			writeRaw(t, entryPath(c, req), b, 0o600)
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "oversized entry is a miss", setup: func(t *testing.T, c *Cache, clk *clock) {
 			b := validEntryBytes(t, req, "OLD", t0.Add(time.Hour))
 			b = []byte(strings.Replace(string(b), `"version": 1`, `"pad": "`+strings.Repeat("x", MaxEntrySize)+`", "version": 1`, 1))
 			writeRaw(t, entryPath(c, req), b, 0o600)
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "entry written for another request is a miss", setup: func(t *testing.T, c *Cache, clk *clock) {
 			writeRaw(t, entryPath(c, req), validEntryBytes(t, other, "OLD", t0.Add(time.Hour)), 0o600)
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "token with whitespace in the entry is a miss", setup: func(t *testing.T, c *Cache, clk *clock) {
 			b := validEntryBytes(t, req, "OLD", t0.Add(time.Hour))
 			writeRaw(t, entryPath(c, req), []byte(strings.Replace(string(b), `"OLD"`, `"OLD\n"`, 1)), 0o600)
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "group-readable entry is a miss and is rewritten 0600", setup: func(t *testing.T, c *Cache, clk *clock) {
 			writeRaw(t, entryPath(c, req), validEntryBytes(t, req, "OLD", t0.Add(time.Hour)), 0o640)
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "symlink at the entry is a miss and is replaced", setup: func(t *testing.T, c *Cache, clk *clock) {
 			target := filepath.Join(filepath.Dir(c.Dir), "elsewhere.json")
 			writeRaw(t, target, validEntryBytes(t, req, "OLD", t0.Add(time.Hour)), 0o600)
@@ -194,41 +194,41 @@ func TestGet(t *testing.T) {
 			if err := os.Symlink(target, entryPath(c, req)); err != nil {
 				t.Fatal(err)
 			}
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "directory at the entry is a miss and is replaced", setup: func(t *testing.T, c *Cache, clk *clock) {
 			if err := os.MkdirAll(entryPath(c, req), 0o700); err != nil {
 				t.Fatal(err)
 			}
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "unknown expiry is served while young", setup: func(t *testing.T, c *Cache, clk *clock) {
 			putAt(t, c, clk, t0.Add(-59*time.Second), req, tok("OLD", time.Time{}))
-		}, acq: acquirer{tok: fresh},
+		}, acq: &acquirer{tok: fresh},
 			wantToken: "OLD", wantSource: SourceCache, wantStored: "OLD"},
 		{name: "unknown expiry is replaced when old", setup: func(t *testing.T, c *Cache, clk *clock) {
 			putAt(t, c, clk, t0.Add(-2*time.Minute), req, tok("OLD", time.Time{}))
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "unknown expiry with a longer TTL is served", ttl: time.Hour, setup: func(t *testing.T, c *Cache, clk *clock) {
 			putAt(t, c, clk, t0.Add(-2*time.Minute), req, tok("OLD", time.Time{}))
-		}, acq: acquirer{tok: fresh}, wantToken: "OLD", wantSource: SourceCache, wantStored: "OLD"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "OLD", wantSource: SourceCache, wantStored: "OLD"},
 		{name: "unknown expiry with a negative TTL is never served", ttl: -1, setup: put("OLD", time.Time{}),
-			acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+			acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "unknown expiry from the future is not trusted", setup: func(t *testing.T, c *Cache, clk *clock) {
 			putAt(t, c, clk, t0.Add(24*time.Hour), req, tok("OLD", time.Time{}))
-		}, acq: acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
+		}, acq: &acquirer{tok: fresh}, wantToken: "NEW", wantCalls: 1, wantStored: "NEW"},
 		{name: "acquire error is returned and the old entry kept", setup: put("OLD", t0.Add(-time.Second)),
-			acq:      acquirer{err: helper.LoginNeeded("wlcg", "session expired")},
+			acq:      &acquirer{err: helper.LoginNeeded("wlcg", "session expired")},
 			wantKind: helper.KindLoginNeeded, wantCalls: 1, wantStored: "OLD"},
 		{name: "token too short for min-valid is an error but stored", setup: put("OLD", t0.Add(-time.Second)),
-			acq:      acquirer{tok: tok("SHORT", t0.Add(30*time.Second))},
+			acq:      &acquirer{tok: tok("SHORT", t0.Add(30*time.Second))},
 			wantKind: helper.KindNoToken, wantCalls: 1, wantStored: "SHORT",
 			wantErrText: "the backend returned a token valid for only 30s, less than the minimum validity 5m0s: ask for less with --min-valid 29s"},
 		{name: "expired token from the backend is an error and not stored", setup: put("OLD", t0.Add(-time.Second)),
-			acq:      acquirer{tok: tok("DEAD", t0.Add(-time.Minute))},
+			acq:      &acquirer{tok: tok("DEAD", t0.Add(-time.Minute))},
 			wantKind: helper.KindNoToken, wantCalls: 1, wantStored: "OLD",
 			wantErrText: "the backend returned a token that expired 1m0s ago"},
-		{name: "no token from the backend", acq: acquirer{tok: &helper.Token{}}, wantKind: helper.KindInternal, wantCalls: 1},
-		{name: "nil token from the backend", acq: acquirer{}, wantKind: helper.KindInternal, wantCalls: 1},
-		{name: "malformed token from the backend", acq: acquirer{tok: tok("two words", t0.Add(time.Hour))},
+		{name: "no token from the backend", acq: &acquirer{tok: &helper.Token{}}, wantKind: helper.KindInternal, wantCalls: 1},
+		{name: "nil token from the backend", acq: &acquirer{}, wantKind: helper.KindInternal, wantCalls: 1},
+		{name: "malformed token from the backend", acq: &acquirer{tok: tok("two words", t0.Add(time.Hour))},
 			wantKind: helper.KindInvalidToken, wantCalls: 1},
 	}
 	for _, tt := range tests {
