@@ -23,6 +23,15 @@
 // cannot be used — bad JSON, truncated, wrong version, oversized, not ours,
 // not private — is a cache miss, and is overwritten by the next
 // acquisition.
+//
+// Lock order, to avoid deadlock: an entry lock (held by Get around
+// acquire, and by Put, Delete, DeleteProfile), then the profile lock
+// (LockProfile, taken by backends inside acquire). Never the reverse:
+// while holding a profile lock, do not call Get, Put, Delete or
+// DeleteProfile. flock(2) locks belong to an open file, so a second
+// attempt by the same process on a lock it holds waits like anyone else
+// (and fails after the timeout): acquire must not call back into the cache
+// for the same request.
 package cache
 
 import (
