@@ -115,9 +115,10 @@ type Entry struct {
 // token from acquire that is not valid beyond MinValid even right away is
 // a KindNoToken error (stored if still valid at all, for callers content
 // with less). A lock that stays busy past LockTimeout or ctx's deadline
-// is a KindUnavailable error naming the lock file. acquire must not call
-// Get, Put or Delete for the same request (see LockProfile for the lock
-// order).
+// is a KindUnavailable error naming the lock file. Failing to store a new
+// token does not fail Get: the token is returned and Log says why.
+// acquire must not call Get, Put or Delete for the same request (see the
+// lock order in the package documentation).
 func (c *Cache) Get(ctx context.Context, req helper.Request, acquire func(ctx context.Context) (*helper.Token, error)) (*helper.Token, error) {
 	if err := c.check(); err != nil {
 		return nil, err
