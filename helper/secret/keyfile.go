@@ -105,7 +105,7 @@ func ParseKeyFile(data []byte) (*KeyFile, error) {
 		return nil, errors.New("key file has data after its JSON object")
 	}
 	if kf.Format != KeyFileFormat {
-		return nil, fmt.Errorf("not a tokenhelper key file (format %q)", clip(kf.Format))
+		return nil, errors.New("not a tokenhelper key file")
 	}
 	if kf.Version > KeyFileVersion {
 		return nil, fmt.Errorf("key file version %d was written by a newer tokenhelper (this one reads up to %d)", kf.Version, KeyFileVersion)
@@ -131,7 +131,7 @@ func ParseKeyFile(data []byte) (*KeyFile, error) {
 			return nil, errors.New("key file's identity does not match its recipient")
 		}
 	default:
-		return nil, fmt.Errorf("key file has unknown protection %q", clip(string(kf.Protection)))
+		return nil, errors.New("key file has an unknown protection")
 	}
 	return &kf, nil
 }

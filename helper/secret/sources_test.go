@@ -139,13 +139,13 @@ func TestSourceCmdDeadline(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pidfile := filepath.Join(t.TempDir(), "pid")
-			s := Sources{Cmd: strings.ReplaceAll(tc.cmd, "PIDFILE", pidfile), CmdTimeout: 300 * time.Millisecond, Stderr: &bytes.Buffer{}}
+			s := Sources{Cmd: strings.ReplaceAll(tc.cmd, "PIDFILE", pidfile), CmdTimeout: time.Second, Stderr: &bytes.Buffer{}}
 			start := time.Now()
 			got, _, err := s.Passphrase(context.Background(), "cms")
 			elapsed := time.Since(start)
 			if tc.timeout {
 				he := helperErr(t, err, helper.KindUnavailable)
-				if !strings.Contains(he.Msg, "did not finish within 300ms and was killed") {
+				if !strings.Contains(he.Msg, "did not finish within 1s and was killed") {
 					t.Errorf("msg = %q", he.Msg)
 				}
 				noLeak(t, err, "partial-secret")
