@@ -36,7 +36,9 @@ type Env struct {
 	// environment is empty.
 	Getenv func(string) string
 	// UID is the effective uid: the $ID in bt_u$ID and the owner a file
-	// in the default locations must have.
+	// (or symbolic link) in the default locations, and a file Write
+	// replaces, must have. OSEnv sets it to os.Geteuid(); the final check
+	// in safefile.WriteFile always uses the real effective uid.
 	UID int
 	// TmpDir replaces /tmp in step 4. Empty means "/tmp".
 	TmpDir string

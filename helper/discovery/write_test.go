@@ -361,3 +361,37 @@ func TestShadowedAndReachable(t *testing.T) {
 		}
 	}
 }
+
+// TestForeignOwnerWithoutRoot runs the owner checks on any machine: with
+// Env.UID set to another uid, our own files in the default locations are
+// "someone else's". (The root-only tests above use real foreign files.)
+func TestForeignOwnerWithoutRoot(t *testing.T) {
+	s := newSandbox(t)
+	s.uid = os.Geteuid() + 1
+	p := s.write(tmpF, tokD, 0o600)
+	if _, err := Find(s.env()); !helper.IsKind(err, helper.KindUnsafe) || !strings.Contains(err.Error(), "not by you") {
+		t.Errorf("Find: err = %v, want KindUnsafe", err)
+	}
+	_, err := Write(s.env(), tokA, WriteOptions{})
+	if !helper.IsKind(err, helper.KindUnsafe) || !strings.Contains(err.Error(), "refusing to replace "+p) {
+		t.Errorf("Write: err = %v, want KindUnsafe", err)
+	}
+	if s.read(p) != tokD {
+		t.Errorf("file replaced")
+	}
+	if ok, err := Remove(s.env(), ""); ok || !helper.IsKind(err, helper.KindUnsafe) {
+		t.Errorf("Remove = %v, %v", ok, err)
+	}
+	// A symlink that is "not ours" in /tmp is neither followed nor replaced.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	victim := s.write("{root}/victim", "precious", 0o600)
+	symlink(t, victim, p)
+	if _, err := Find(s.env()); !helper.IsKind(err, helper.KindUnsafe) {
+		t.Errorf("Find through foreign symlink: %v", err)
+	}
+	if _, err := Write(s.env(), tokA, WriteOptions{}); !helper.IsKind(err, helper.KindUnsafe) || s.read(victim) != "precious" {
+		t.Errorf("Write through foreign symlink: %v", err)
+	}
+}
