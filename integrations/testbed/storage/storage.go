@@ -45,6 +45,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -421,9 +422,10 @@ func (s *Server) insufficient(n need) *authError {
 }
 
 // deny answers 400/401/403/503 for an authError, with an RFC 6750
-// challenge on 401 and 403.
+// challenge on 401, 403 and 400 invalid_request.
 func (s *Server) deny(w http.ResponseWriter, e *authError) {
-	if e.status == http.StatusUnauthorized || e.status == http.StatusForbidden {
+	if e.status == http.StatusUnauthorized || e.status == http.StatusForbidden ||
+		e.status == http.StatusBadRequest && e.code != "" {
 		v := `Bearer realm="` + s.realm + `"`
 		if e.code != "" {
 			v += `, error="` + e.code + `", error_description="` + headerSafe(e.desc) + `"`
@@ -434,7 +436,7 @@ func (s *Server) deny(w http.ResponseWriter, e *authError) {
 		w.Header().Set("WWW-Authenticate", v)
 	}
 	if e.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "30")
+		w.Header().Set("Retry-After", strconv.Itoa(int((s.keys.minInterval+time.Second-1)/time.Second)))
 	}
 	s.fail(w, e.status, e.desc)
 }

@@ -55,7 +55,7 @@ func extractToken(h http.Header, rawQuery string) (string, *authError) {
 		}
 	}
 
-	if strings.Contains(rawQuery, "authz") {
+	if rawQuery != "" {
 		var vals []string
 		for _, kv := range strings.Split(rawQuery, "&") {
 			k, v, _ := strings.Cut(kv, "=")
@@ -121,7 +121,7 @@ func cutBearer(v string) (string, bool) {
 // stripAuthzQuery removes every authz parameter from a raw query, keeping
 // the others byte for byte, so the token does not travel further.
 func stripAuthzQuery(rawQuery string) string {
-	if !strings.Contains(rawQuery, "authz") {
+	if rawQuery == "" {
 		return rawQuery
 	}
 	parts := strings.Split(rawQuery, "&")
