@@ -30,12 +30,7 @@ something that is not a token; 8 when a token file is unsafe.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			env := a.discoveryEnv()
-			if a.verbose > 0 && !asJSON {
-				for _, l := range discovery.Locations(env) {
-					fmt.Fprintf(a.stderr(), "  %s\n", l.String())
-				}
-			}
-			res, err := discovery.Find(env)
+			res, err := a.discoverVerbose(env, a.verbose > 0 && !asJSON)
 			if err != nil {
 				return err
 			}
@@ -104,4 +99,24 @@ type discoverJSON struct {
 	Expiry           time.Time `json:"expiry,omitzero"`
 	ExpiresInSeconds *int64    `json:"expires_in_seconds,omitempty"`
 	Warnings         []string  `json:"warnings,omitempty"`
+}
+
+// discoverVerbose runs discovery; with verbose it lists every step on
+// stderr, reading each location once (a FIFO token file is not read twice).
+func (a *app) discoverVerbose(env discovery.Env, verbose bool) (*discovery.Result, error) {
+	if !verbose {
+		return discovery.Find(env)
+	}
+	for _, l := range discovery.Locations(env) {
+		fmt.Fprintf(a.stderr(), "  %s\n", l.String())
+		if l.Used {
+			if l.Err != nil {
+				return nil, l.Err
+			}
+			if l.Result != nil {
+				return l.Result, nil
+			}
+		}
+	}
+	return discovery.Find(env)
 }
