@@ -107,15 +107,19 @@ func (a *app) discoverVerbose(env discovery.Env, verbose bool) (*discovery.Resul
 	if !verbose {
 		return discovery.Find(env)
 	}
-	for _, l := range discovery.Locations(env) {
+	locs := discovery.Locations(env)
+	for _, l := range locs {
 		fmt.Fprintf(a.stderr(), "  %s\n", l.String())
-		if l.Used {
-			if l.Err != nil {
-				return nil, l.Err
-			}
-			if l.Result != nil {
-				return l.Result, nil
-			}
+	}
+	for _, l := range locs {
+		if !l.Used {
+			continue
+		}
+		if l.Err != nil {
+			return nil, l.Err
+		}
+		if l.Result != nil {
+			return l.Result, nil
 		}
 	}
 	return discovery.Find(env)
