@@ -11,7 +11,8 @@
 //
 // The pieces, in the order `tokenhelper inspect` uses them:
 //
-//	info, err := jwtinfo.Parse(raw)        // no verification, never panics
+//	in, err := jwtinfo.ReadArg(arg, stdin)  // TOKEN | FILE | - (bounded; in.Notes: advice)
+//	info, err := jwtinfo.Parse(in.Raw)      // no verification, never panics
 //	warns := jwtinfo.Check(info, now)       // WLCG profile + validity warnings
 //	jwtinfo.Render(w, info, warns, opts)    // "Label        : value" lines
 //	b, err := jwtinfo.JSON(info, warns, now) // --json (see Report for fields)
