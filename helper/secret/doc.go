@@ -34,8 +34,10 @@
 // [Unlocker.Open] tries, in order: the environment variable named by
 // passphrase_env, the first line of passphrase_file (refused unless the
 // file is private: mode 0600 or stricter), the first line printed by
-// passphrase_cmd (run as /bin/sh -c CMD with stdin from /dev/null and a
-// deadline), the unlock cache, and only then a prompt on a terminal. With
+// passphrase_cmd (run as /bin/sh -c CMD in its own process group, with
+// stdin from /dev/null, stderr passed through, and a deadline after which
+// the whole group is killed: it must not be interactive), the unlock
+// cache, and only then a prompt on a terminal (/dev/tty, no echo). With
 // no terminal it fails with a KindLoginNeeded error naming these options.
 // Leading and trailing white space is ignored in passphrases from every
 // source. A forgotten passphrase is never a dead end: [Key.Forget] removes
@@ -59,7 +61,8 @@
 // (rootless containers) have their own keyrings and cannot; other nodes
 // cannot. It never reaches disk or swap: it lives in kernel memory and is
 // gone at reboot, when the timeout expires (even if you are still logged
-// in, and even if you are not), and after `tokenhelper logout`.
+// in, and even if you are not), after [Unlocker.Lock] (a lock command),
+// and after `tokenhelper logout`.
 // Compared with no cache, an attacker who gets code running as
 // you during the window gains the secrets without having to capture the
 // passphrase; an attacker arriving after it has to wait for your next

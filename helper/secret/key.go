@@ -242,10 +242,11 @@ func (k Key) Unlock(pass string, opts KeyOptions) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	return k.unlock(kf, strings.TrimSpace(pass), opts)
+	return k.unlock(kf, pass, opts)
 }
 
 func (k Key) unlock(kf *KeyFile, pass string, opts KeyOptions) (*Identity, error) {
+	pass = strings.TrimSpace(pass)
 	if kf.Protection == Plaintext {
 		return k.identityFromText(kf, kf.Identity)
 	}

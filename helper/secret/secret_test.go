@@ -330,7 +330,7 @@ func TestWrongPassphrase(t *testing.T) {
 func TestPromptSuccessAfterRetry(t *testing.T) {
 	k := testKey(t)
 	mustCreate(t, k, "right")
-	p := &fakePrompter{terminal: true, answers: []string{"nope", "right"}}
+	p := &fakePrompter{terminal: true, answers: []string{"nope", " right\t"}} // white space ignored
 	u := &Unlocker{Prompter: p, Options: testOpts()}
 	id, err := u.Open(context.Background(), k)
 	if err != nil || id == nil {

@@ -12,6 +12,9 @@ import (
 	"github.com/tokenhelper/tokenhelper/helper"
 )
 
+// The CLI's helper.UI can be used as the Prompter as it is.
+var _ Prompter = helper.UI(nil)
+
 func TestNoTerminal(t *testing.T) {
 	k := testKey(t)
 	mustCreate(t, k, "pw")
