@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -154,6 +155,8 @@ func (f rootFS) put(w http.ResponseWriter, r *http.Request, p string, mayOverwri
 	switch {
 	case errors.As(body.err, &mbe):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", mbe.Limit)
+	case isTimeout(body.err):
+		return http.StatusRequestTimeout, "the upload did not finish within the request timeout"
 	case body.err != nil:
 		return http.StatusBadRequest, "the upload was interrupted"
 	case copyErr != nil || closeErr != nil:
@@ -196,6 +199,11 @@ func (f rootFS) put(w http.ResponseWriter, r *http.Request, p string, mayOverwri
 		return http.StatusNoContent, ""
 	}
 	return http.StatusCreated, ""
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // errReader remembers the first read error other than io.EOF, so a failed

@@ -103,12 +103,20 @@ type testIssuer struct {
 	srv       *httptest.Server
 	mu        sync.Mutex
 	published []testKey
-	down      atomic.Bool
-	discovery atomic.Int32
-	jwks      atomic.Int32
+	// metaOverride replaces discovery fields (for broken-issuer tests).
+	metaOverride map[string]any
+	down         atomic.Bool
+	discovery    atomic.Int32
+	jwks         atomic.Int32
 }
 
 func newTestIssuer(t *testing.T, keys ...testKey) *testIssuer {
+	return startTestIssuer(t, false, keys...)
+}
+
+// startTestIssuer starts the issuer over plain http or, with tls, over
+// https with httptest's own certificate.
+func startTestIssuer(t *testing.T, tls bool, keys ...testKey) *testIssuer {
 	t.Helper()
 	ti := &testIssuer{published: keys}
 	mux := http.NewServeMux()
@@ -118,11 +126,14 @@ func newTestIssuer(t *testing.T, keys ...testKey) *testIssuer {
 			http.Error(w, "<html>maintenance</html>", http.StatusInternalServerError)
 			return
 		}
+		meta := map[string]any{"issuer": ti.srv.URL, "jwks_uri": ti.srv.URL + "/jwk"}
+		ti.mu.Lock()
+		for k, v := range ti.metaOverride {
+			meta[k] = v
+		}
+		ti.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer":   ti.srv.URL,
-			"jwks_uri": ti.srv.URL + "/jwk",
-		})
+		_ = json.NewEncoder(w).Encode(meta)
 	})
 	mux.HandleFunc("GET /jwk", func(w http.ResponseWriter, r *http.Request) {
 		ti.jwks.Add(1)
@@ -135,7 +146,11 @@ func newTestIssuer(t *testing.T, keys ...testKey) *testIssuer {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": set})
 	})
-	ti.srv = httptest.NewServer(mux)
+	if tls {
+		ti.srv = httptest.NewTLSServer(mux)
+	} else {
+		ti.srv = httptest.NewServer(mux)
+	}
 	t.Cleanup(ti.srv.Close)
 	return ti
 }

@@ -318,7 +318,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 		s.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", s.maxBody))
 		return sub
 	}
-	r2.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	body := r.Body
+	if body == nil { // a request built by hand, not by net/http's server
+		body = http.NoBody
+	}
+	r2.Body = http.MaxBytesReader(w, body, s.maxBody)
 
 	switch r.Method {
 	case http.MethodPut:

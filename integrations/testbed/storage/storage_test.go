@@ -902,3 +902,97 @@ func newLoopbackServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
 }
+
+func TestHTTPSIssuer(t *testing.T) {
+	iss := startTestIssuer(t, true, rsaKey1())
+	mk := func(client *http.Client) *Server {
+		srv, err := New(Options{Issuer: iss.URL(), HTTPClient: client, Root: t.TempDir(), Audiences: []string{"https://se.example"},
+			Now: func() time.Time { return t0 }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	c := jwt.MapClaims{"iss": iss.URL(), "sub": "s", "aud": "https://se.example", "exp": t0.Add(time.Hour).Unix(),
+		"nbf": t0.Unix(), "scope": "storage.read:/"}
+	tok := sign(t, rsaKey1(), c)
+	serve := func(srv *Server) *recorder {
+		req, _ := http.NewRequest("PROPFIND", "/", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := newRecorder()
+		srv.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := serve(mk(iss.srv.Client())); rec.status != 207 {
+		t.Fatalf("client trusting the issuer's CA: %d %q", rec.status, rec.body.String())
+	}
+	rec := serve(mk(&http.Client{}))
+	if rec.status != 503 || !strings.Contains(rec.body.String(), "certificate") {
+		t.Fatalf("client not trusting the CA: %d %q, want 503 naming the certificate", rec.status, rec.body.String())
+	}
+	// An https issuer must not send us to an http jwks_uri.
+	iss.mu.Lock()
+	iss.metaOverride = map[string]any{"jwks_uri": "http://" + strings.TrimPrefix(iss.URL(), "https://") + "/jwk"}
+	iss.mu.Unlock()
+	if rec := serve(mk(iss.srv.Client())); rec.status != 503 || !strings.Contains(rec.body.String(), "not https") {
+		t.Fatalf("http jwks_uri: %d %q", rec.status, rec.body.String())
+	}
+}
+
+func TestBrokenIssuerMetadata(t *testing.T) {
+	tests := []struct {
+		name     string
+		override map[string]any
+		want     string
+	}{
+		{"other issuer", map[string]any{"issuer": "https://evil.example"}, "different issuer"},
+		{"no jwks_uri", map[string]any{"jwks_uri": nil}, "jwks_uri"},
+		{"relative jwks_uri", map[string]any{"jwks_uri": "/jwk"}, "jwks_uri"},
+		{"jwks_uri not found", map[string]any{"jwks_uri": "{iss}/nope"}, "HTTP 404"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			for k, v := range tc.override {
+				if s, ok := v.(string); ok {
+					tc.override[k] = strings.ReplaceAll(s, "{iss}", f.iss.URL())
+				}
+			}
+			f.iss.mu.Lock()
+			f.iss.metaOverride = tc.override
+			f.iss.mu.Unlock()
+			resp, body := f.do("GET", "/storage/vo/data/existing.txt", f.token("storage.read:/"), "", nil)
+			if resp.StatusCode != 503 || !strings.Contains(body, tc.want) || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("%d %q (Retry-After %q), want 503 naming %q", resp.StatusCode, body, resp.Header.Get("Retry-After"), tc.want)
+			}
+		})
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.RequestTimeout = 300 * time.Millisecond })
+	done := make(chan logLine, 1)
+	f.mu.Lock()
+	f.done = done
+	f.mu.Unlock()
+	tok := f.token("storage.modify:/data")
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(f.base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A client that stalls after a few bytes of its body.
+	fmt.Fprintf(conn, "PUT /storage/vo/data/existing.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\nstall", tok)
+	select {
+	case l := <-done:
+		if l.status != http.StatusRequestTimeout {
+			t.Errorf("log %+v, want status 408", l)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a stalled upload is not bounded by RequestTimeout")
+	}
+	if got, _ := f.read("vo/data/existing.txt"); got != "old" {
+		t.Fatalf("existing.txt = %q after a stalled upload", got)
+	}
+	assertNoUploadTemps(t, f.root)
+}
