@@ -2,13 +2,12 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
-	"os"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/tokenhelper/tokenhelper/helper"
 	"github.com/tokenhelper/tokenhelper/helper/discovery"
 	"github.com/tokenhelper/tokenhelper/helper/httpclient"
 	"github.com/tokenhelper/tokenhelper/helper/jwtinfo"
@@ -57,17 +56,13 @@ fails exits with code 7.`,
 				}
 			}
 			if asJSON {
-				b, err := jwtinfo.JSON(info, warns, now)
+				r := jwtinfo.NewReport(info, warns, now)
+				r.Verification = verdict
+				b, err := r.JSON()
 				if err != nil {
 					return err
 				}
-				if verdict != nil {
-					b, err = withVerdict(b, verdict)
-					if err != nil {
-						return err
-					}
-				}
-				if _, err := a.stdout().Write(append(b, '\n')); err != nil {
+				if _, err := a.stdout().Write(b); err != nil {
 					return err
 				}
 			} else {
@@ -82,8 +77,8 @@ fails exits with code 7.`,
 					}
 				}
 			}
-			if verdict != nil && !verdict.Valid {
-				return helper.Errorf(helper.KindInvalidToken, "verification failed: %s", strings.Join(verdict.Failed(), ", "))
+			if verdict != nil {
+				return verdict.Err()
 			}
 			return nil
 		}),
@@ -101,39 +96,14 @@ const maxInspectInput = 64 << 10
 // inspectInput finds the token to inspect and says where it came from.
 func (a *app) inspectInput(cmd *cobra.Command, args []string) (raw, where string, err error) {
 	if len(args) == 1 {
-		arg := args[0]
-		if arg == "-" {
-			b, err := io.ReadAll(io.LimitReader(a.sys.Stdin, maxInspectInput+1))
-			if err != nil {
-				return "", "", helper.Wrap(helper.KindUsage, err, "cannot read the token from stdin")
-			}
-			if len(b) > maxInspectInput {
-				return "", "", helper.Errorf(helper.KindInvalidToken, "stdin holds more than %d bytes: not a token", maxInspectInput)
-			}
-			s := discovery.Trim(string(b))
-			if s == "" {
-				return "", "", helper.Errorf(helper.KindNoToken, "stdin is empty").WithFix("pipe a token in, e.g. tokenhelper inspect - < token.txt")
-			}
-			return s, "stdin", nil
+		in, err := jwtinfo.ReadArg(args[0], a.sys.Stdin)
+		if err != nil {
+			return "", "", err
 		}
-		fi, statErr := os.Stat(arg)
-		if statErr == nil && !fi.IsDir() {
-			res, err := discovery.ReadFile(a.discoveryEnv(), arg)
-			if err != nil {
-				return "", "", err
-			}
-			return res.Token, arg, nil
+		for _, n := range in.Notes {
+			fmt.Fprintln(a.stderr(), "note: "+n)
 		}
-		if looksLikePath(arg) {
-			return "", "", helper.Errorf(helper.KindUsage, "cannot read %s: no such file", arg)
-		}
-		// The argument may be a token: never echo it in a message.
-		s := discovery.Trim(arg)
-		if !helper.IsB64Token(s) {
-			return "", "", helper.Errorf(helper.KindUsage, "the argument is neither a readable file nor a token").
-				WithFix("pass a token, a file name, or - to read stdin")
-		}
-		return s, "argument", nil
+		return in.Raw, in.Source, nil
 	}
 	if a.profileFlag != "" {
 		tok, _, err := a.token(cmd.Context(), tokenOptions{minValid: 0, minSet: true})
@@ -159,11 +129,5 @@ func (a *app) verify(ctx context.Context, raw string, auds []string, caFile stri
 	if err != nil {
 		return nil, err
 	}
-	return jwtinfo.Verify(ctx, raw, jwtinfo.VerifyOptions{HTTPClient: client, Audiences: auds, Now: a.sys.Now})
-}
-
-// looksLikePath reports whether an argument is written as a path (a token
-// never starts like this), so that naming it in an error leaks nothing.
-func looksLikePath(s string) bool {
-	return strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") || strings.HasPrefix(s, "~")
+	return jwtinfo.Verify(ctx, raw, jwtinfo.VerifyOptions{HTTPClient: client, Audiences: auds, Now: a.sys.Now, Leeway: 30 * time.Second})
 }
