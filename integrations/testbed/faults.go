@@ -337,6 +337,7 @@ type counterTable struct {
 	requests map[Endpoint]int
 	grants   map[string]int
 	faults   map[Endpoint]int
+	changed  chan struct{} // closed and replaced on every count
 }
 
 func (c *counterTable) count(e Endpoint, grant string, faulted bool) {
@@ -344,6 +345,10 @@ func (c *counterTable) count(e Endpoint, grant string, faulted bool) {
 	defer c.mu.Unlock()
 	if c.requests == nil {
 		c.requests, c.grants, c.faults = map[Endpoint]int{}, map[string]int{}, map[Endpoint]int{}
+	}
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
 	}
 	c.requests[e]++
 	if e == EndpointToken {
@@ -368,6 +373,34 @@ func (c *counterTable) snapshot() Counters {
 		out.Faults[k] = v
 	}
 	return out
+}
+
+// wait blocks until cond holds for the counters.
+func (c *counterTable) wait(done, closing <-chan struct{}, cond func(Counters) bool) bool {
+	for {
+		snap := c.snapshot()
+		if cond(snap) {
+			return true
+		}
+		c.mu.Lock()
+		if c.changed == nil {
+			c.changed = make(chan struct{})
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		// A count between the snapshot and here closed the old channel or
+		// is seen by the next snapshot: re-check before blocking.
+		if cond(c.snapshot()) {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-done:
+			return false
+		case <-closing:
+			return false
+		}
+	}
 }
 
 func (c *counterTable) reset() {

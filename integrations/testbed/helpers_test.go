@@ -172,3 +172,9 @@ func loginAlice(t *testing.T, tb *testbed.Testbed, conf *oauth2.Config, opts ...
 	}
 	return tok
 }
+
+// oauth2SetSecret adds client authentication to DeviceAuth, which
+// x/oauth2 does not send (golang/oauth2#685).
+func oauth2SetSecret(secret string) oauth2.AuthCodeOption {
+	return oauth2.SetAuthURLParam("client_secret", secret)
+}

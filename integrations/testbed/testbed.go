@@ -606,6 +606,19 @@ func (tb *Testbed) ClearFaults(es ...Endpoint) { tb.faults.clear(es...) }
 // Counters returns a snapshot of the request counters.
 func (tb *Testbed) Counters() Counters { return tb.counters.snapshot() }
 
+// WaitCounters blocks until cond holds for the counters (for example
+// "two device polls reached the provider", or "a request is held by a
+// fault"). It fails when ctx ends or the test bed closes.
+func (tb *Testbed) WaitCounters(ctx context.Context, cond func(Counters) bool) error {
+	if tb.counters.wait(ctx.Done(), tb.closing, cond) {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.New("the test bed was closed")
+}
+
 // ResetCounters sets all counters to zero.
 func (tb *Testbed) ResetCounters() { tb.counters.reset() }
 

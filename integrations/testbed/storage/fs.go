@@ -41,7 +41,7 @@ func (f rootFS) do(fn func(r *os.Root) error) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	return fn(r)
 }
 
@@ -118,7 +118,7 @@ func (f rootFS) put(w http.ResponseWriter, r *http.Request, p string, mayOverwri
 	if err != nil {
 		return http.StatusInternalServerError, "storage root unavailable"
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 
 	old, statErr := root.Stat(name)
 	existed := statErr == nil

@@ -299,7 +299,7 @@ func (f *fixture) do(method, path, token, body string, hdr map[string]string) (*
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		f.t.Fatal(err)

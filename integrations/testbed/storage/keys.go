@@ -134,7 +134,7 @@ func (c *keyCache) fetch(ctx context.Context) (map[string]publicKey, error) {
 	if status == http.StatusNotFound {
 		// scitokens-cpp falls back to the OAuth metadata document, appended
 		// to the issuer the same way.
-		status, err = c.getJSON(ctx, base+"/.well-known/oauth-authorization-server", &meta)
+		_, err = c.getJSON(ctx, base+"/.well-known/oauth-authorization-server", &meta)
 	}
 	if err != nil {
 		return nil, &keysUnavailableError{"cannot fetch the issuer's metadata: " + err.Error()}
@@ -175,7 +175,7 @@ func (c *keyCache) getJSON(ctx context.Context, u string, v any) (int, error) {
 		}
 		return 0, fmt.Errorf("GET %s: %s", u, transportReason(err))
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return resp.StatusCode, fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
 	}

@@ -451,7 +451,7 @@ func (s *Server) fail(w http.ResponseWriter, status int, msg string) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, "%d %s: %s\n", status, http.StatusText(status), msg)
+	_, _ = fmt.Fprintf(w, "%d %s: %s\n", status, http.StatusText(status), msg)
 }
 
 // headerSafe keeps the characters RFC 6750 allows in error_description

@@ -611,8 +611,8 @@ func TestIssuerHangsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go hang.Serve(ln)
-	t.Cleanup(func() { close(block); hang.Close() })
+	go func() { _ = hang.Serve(ln) }()
+	t.Cleanup(func() { close(block); _ = hang.Close() })
 	iss := "http://" + ln.Addr().String()
 
 	srv, err := New(Options{Issuer: iss, Root: t.TempDir(), KeyFetchTimeout: 200 * time.Millisecond, Now: func() time.Time { return t0 }})
@@ -673,7 +673,7 @@ func TestConcurrentFirstRequestsFetchOnce(t *testing.T) {
 				errs <- err.Error()
 				return
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode != 200 {
 				errs <- fmt.Sprint(resp.StatusCode)
 			}
@@ -705,7 +705,7 @@ func TestBodyLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2.Body.Close()
+	_ = r2.Body.Close()
 	if r2.StatusCode != 413 {
 		t.Fatalf("chunked body above the limit: %d, want 413", r2.StatusCode)
 	}
@@ -741,8 +741,10 @@ func TestInterruptedUploadKeepsOldFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	fmt.Fprintf(conn, "PUT /storage/vo/data/existing.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\npartial", tok)
-	conn.Close()
+	if _, err := fmt.Fprintf(conn, "PUT /storage/vo/data/existing.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\npartial", tok); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close()
 	select {
 	case l := <-done:
 		if l.status != 400 || l.sub != "alice-sub" {
@@ -871,7 +873,7 @@ func TestMountedInMux(t *testing.T) {
 	f := newFixture(t, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/storage/", f.srv)
-	mux.HandleFunc("/other", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "idp") })
+	mux.HandleFunc("/other", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "idp") })
 	ts := newLoopbackServer(t, mux)
 	tok := f.token("storage.read:/data")
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -883,7 +885,7 @@ func TestMountedInMux(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != 200 || len(b) == 0 {
 			t.Fatalf("GET %s: %d %q", p, resp.StatusCode, b)
 		}
@@ -898,8 +900,8 @@ func newLoopbackServer(t *testing.T, h http.Handler) string {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String()
 }
 
@@ -980,9 +982,11 @@ func TestRequestTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	// A client that stalls after a few bytes of its body.
-	fmt.Fprintf(conn, "PUT /storage/vo/data/existing.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\nstall", tok)
+	if _, err := fmt.Fprintf(conn, "PUT /storage/vo/data/existing.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\nstall", tok); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case l := <-done:
 		if l.status != http.StatusRequestTimeout {
