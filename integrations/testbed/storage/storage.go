@@ -29,6 +29,13 @@
 // insufficient_scope challenge naming the scope that was missing).
 // LOCK, UNLOCK and POST are not offered (405), like XRootD.
 //
+// A PUT creates missing parent collections (as XRootD and dCache do; MKCOL
+// keeps RFC 4918's 409) and writes to a temporary file that replaces the
+// target only when the upload is complete, so an interrupted (400),
+// stalled (408, Options.RequestTimeout) or oversized (413,
+// Options.MaxBodyBytes) upload leaves the old content in place. Files are
+// reached through os.Root: a symbolic link cannot lead outside Options.Root.
+//
 // Differences from scitokens-cpp, on purpose: keys are fetched lazily and
 // cached for Options.KeyCacheTTL, and a token whose kid is not in the cache
 // triggers one refetch (at most once per Options.KeyRefetchInterval), so a
