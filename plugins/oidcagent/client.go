@@ -366,7 +366,7 @@ func deadlineError(ctx context.Context, ep Endpoint, timeout time.Duration) *hel
 			Err: context.Canceled}
 	}
 	return &helper.Error{Kind: helper.KindUnavailable,
-		Msg: fmt.Sprintf("oidc-agent at %s did not answer within %s (it may be waiting for a password in a popup, or for a slow provider)",
+		Msg: fmt.Sprintf("oidc-agent at %s did not answer within %s (it may be waiting for you in a popup: password, confirmation or re-authentication; or for a slow provider)",
 			ep, roundDuration(timeout)),
 		Fix: "answer the oidc-agent prompt, or load the account first with: oidc-add NAME; raise timeout in the profile if the provider is slow",
 		Err: fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded)}
