@@ -10,8 +10,8 @@ import (
 	"github.com/tokenhelper/tokenhelper/helper/config"
 )
 
-// BackendName is the profile backend value ("backend = \"oidc-agent\"")
-// and helper.Status.Backend.
+// BackendName is the profile backend value (backend = "oidc-agent"),
+// helper.Status.Backend and helper.Token.Source.
 const BackendName = "oidc-agent"
 
 // Backend hands out tokens of one oidc-agent account (or of any loaded
@@ -54,10 +54,6 @@ func New(p *config.Profile, env Env) (*Backend, error) {
 	}
 	return b, nil
 }
-
-// Client returns the client the backend uses, nil when no agent was
-// found.
-func (b *Backend) Client() *Client { return b.client }
 
 // Token asks the agent for a token. Scopes and audiences come from req,
 // else from the profile, else the agent's defaults; MinValid likewise;

@@ -30,9 +30,6 @@ const MaxReply = 1 << 20
 // its confirmation and password prompts.
 const ApplicationHint = "tokenhelper"
 
-// SourceName is helper.Token.Source for tokens from the agent.
-const SourceName = "oidc-agent"
-
 // Client talks to one oidc-agent. The zero value is not usable: build it
 // with NewClient or fill in Endpoint.
 type Client struct {
@@ -42,8 +39,9 @@ type Client struct {
 	// Endpoint has no account of that name (OIDC_SOCK and
 	// OIDC_REMOTE_SOCK both set), as oidc-agent's own libraries do.
 	Remote *Endpoint
-	// Timeout bounds each exchange; 0 means DefaultTimeout. A context
-	// deadline that comes earlier wins.
+	// Timeout bounds each call (Token, fallback to Remote included;
+	// LoadedAccounts) from dial to the reply's last byte; 0 means
+	// DefaultTimeout. A context deadline that comes earlier wins.
 	Timeout time.Duration
 }
 
@@ -169,7 +167,7 @@ func tokenFromReply(ep Endpoint, rep *reply) (*helper.Token, error) {
 		AccessToken: rep.AccessToken,
 		Issuer:      cleanIssuer(rep.Issuer),
 		Expiry:      unixTime(rep.ExpiresAt),
-		Source:      SourceName,
+		Source:      BackendName,
 	}
 	if exp, iss, ok := jwtClaims(rep.AccessToken); ok {
 		if !exp.IsZero() {

@@ -58,13 +58,6 @@ func (e Env) get(key string) string {
 	return strings.TrimSpace(e.Getenv(key))
 }
 
-func (e Env) now() time.Time {
-	if e.Now == nil {
-		return time.Now()
-	}
-	return e.Now()
-}
-
 // Endpoint is where an agent listens.
 type Endpoint struct {
 	// Network is "unix" or "tcp".
