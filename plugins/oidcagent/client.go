@@ -17,7 +17,7 @@ import (
 	"github.com/tokenhelper/tokenhelper/helper"
 )
 
-// DefaultTimeout bounds one exchange with the agent (dial, write, read)
+// DefaultTimeout bounds one call to the agent (dial, write, read)
 // when neither the profile nor the context sets a shorter one. The agent
 // may refresh at the provider before answering, so this is not tiny.
 const DefaultTimeout = 30 * time.Second
