@@ -11,6 +11,7 @@ import (
 	"github.com/tokenhelper/tokenhelper/helper"
 	"github.com/tokenhelper/tokenhelper/helper/config"
 	"github.com/tokenhelper/tokenhelper/plugins/file"
+	"github.com/tokenhelper/tokenhelper/plugins/oidcagent"
 )
 
 // Deps is what a backend may take from the process. Everything is
@@ -56,6 +57,19 @@ var builtins = map[string]Builtin{
 			return file.New(p, file.Env{LookupEnv: d.LookupEnv, UID: d.UID, TmpDir: d.TmpDir, Now: d.Now}), nil
 		},
 	},
+	config.BackendOIDCAgent: {
+		Name:    config.BackendOIDCAgent,
+		Summary: "tokens from a running oidc-agent (OIDC_SOCK), by account short name or issuer",
+		Cached:  false,
+		New: func(p *config.Profile, d Deps) (helper.Backend, error) {
+			return oidcagent.New(p, d.OIDCAgentEnv())
+		},
+	},
+}
+
+// OIDCAgentEnv is the environment the oidc-agent client reads.
+func (d Deps) OIDCAgentEnv() oidcagent.Env {
+	return oidcagent.Env{Getenv: d.Getenv, UID: d.UID, Now: d.Now}
 }
 
 // Lookup returns the built-in backend called name.

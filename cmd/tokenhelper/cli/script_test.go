@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,10 +45,11 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"mktoken": cmdMkToken,
-			"code":    cmdCode,
-			"perm":    cmdPerm,
-			"expand":  cmdExpand,
+			"mktoken":   cmdMkToken,
+			"code":      cmdCode,
+			"perm":      cmdPerm,
+			"expand":    cmdExpand,
+			"fakeagent": cmdFakeAgent,
 		},
 	})
 }
@@ -143,4 +147,55 @@ func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
 		s := strings.NewReplacer("$WORK", ts.Getenv("WORK"), "$HOME", ts.Getenv("HOME")).Replace(string(b))
 		ts.Check(os.WriteFile(p, []byte(s), 0o600))
 	}
+}
+
+// fakeagent SOCKET TOKENFILE ACCOUNT...: serve an oidc-agent look-alike on
+// the unix socket SOCKET for the rest of the script: loaded_accounts lists
+// the ACCOUNTs, access_token answers with the token in TOKENFILE.
+func cmdFakeAgent(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: fakeagent SOCKET TOKENFILE [ACCOUNT...]")
+	}
+	tok, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	accounts := args[2:]
+	if accounts == nil {
+		accounts = []string{}
+	}
+	l, err := net.Listen("unix", ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Defer(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				buf := make([]byte, 64<<10)
+				n, _ := c.Read(buf)
+				var req map[string]any
+				if json.Unmarshal(buf[:n], &req) != nil {
+					return
+				}
+				var rep any
+				switch req["request"] {
+				case "loaded_accounts":
+					rep = map[string]any{"status": "success", "info": accounts}
+				case "access_token":
+					acc, _ := req["account"].(string)
+					if !slices.Contains(accounts, acc) {
+						rep = map[string]any{"status": "failure", "error": "No account configured with that short name"}
+						break
+					}
+					rep = map[string]any{"status": "success", "access_token": strings.TrimSpace(string(tok)),
+						"issuer": "https://iam.example.org/", "expires_at": time.Now().Add(time.Hour).Unix()}
+				}
+				b, _ := json.Marshal(rep)
+				c.Write(b)
+			}()
+		}
+	}()
 }

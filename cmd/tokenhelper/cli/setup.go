@@ -13,6 +13,7 @@ import (
 	"github.com/tokenhelper/tokenhelper/helper/config"
 	"github.com/tokenhelper/tokenhelper/helper/discovery"
 	"github.com/tokenhelper/tokenhelper/plugins"
+	"github.com/tokenhelper/tokenhelper/plugins/oidcagent"
 )
 
 // DefaultMinValid is how long a handed-out token must at least stay valid
@@ -218,7 +219,18 @@ func (a *app) token(ctx context.Context, o tokenOptions) (*helper.Token, *config
 }
 
 // zeroConfig picks what `token` uses when no profile is configured or
-// named: WLCG discovery.
+// named: with OIDC_SOCK (or OIDC_REMOTE_SOCK) set, the running
+// oidc-agent's single loaded account; otherwise WLCG discovery.
 func (a *app) zeroConfig(ctx context.Context) (*config.Profile, error) {
-	return discoveryProfile(), nil
+	if a.sys.Getenv(oidcagent.EnvSock) == "" && a.sys.Getenv(oidcagent.EnvRemoteSock) == "" {
+		return discoveryProfile(), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	p, err := oidcagent.ZeroConfig(ctx, a.deps().OIDCAgentEnv())
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("no profile configured: using the oidc-agent account", "account", p.Account)
+	return p, nil
 }

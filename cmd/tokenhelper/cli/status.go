@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/tokenhelper/tokenhelper/helper/discovery"
 	"github.com/tokenhelper/tokenhelper/helper/jwtinfo"
 	"github.com/tokenhelper/tokenhelper/plugins"
+	"github.com/tokenhelper/tokenhelper/plugins/oidcagent"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -61,6 +63,7 @@ func (a *app) statusCommand() *cobra.Command {
 					fmt.Fprintf(w, "  %s: %s\n", desc, validity(e.Token.Expiry, now))
 				}
 			}
+			a.agentStatus(cmd.Context(), w)
 			fmt.Fprintln(w, "\nWLCG discovery:")
 			if res, err := discovery.Find(a.discoveryEnv()); err != nil {
 				fmt.Fprintf(w, "  %s\n", oneLine(err.Error()))
@@ -108,4 +111,29 @@ func (a *app) backendStatus(ctx context.Context, p *config.Profile) []string {
 		lines = append(lines, "session "+validity(s.SessionExpiry, a.sys.Now()))
 	}
 	return lines
+}
+
+// agentStatus reports a running oidc-agent (if any is configured or at its
+// default socket) and its loaded accounts.
+func (a *app) agentStatus(ctx context.Context, w io.Writer) {
+	env := a.deps().OIDCAgentEnv()
+	ep, err := oidcagent.Locate(env)
+	if err != nil {
+		if a.sys.Getenv(oidcagent.EnvSock) != "" || a.sys.Getenv(oidcagent.EnvRemoteSock) != "" {
+			fmt.Fprintf(w, "\noidc-agent:\n  %s\n", oneLine(err.Error()))
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	fmt.Fprintf(w, "\noidc-agent (%s):\n", ep)
+	accts, err := oidcagent.LoadedAccounts(ctx, env)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "  %s\n", oneLine(err.Error()))
+	case len(accts) == 0:
+		fmt.Fprintln(w, "  reachable; no account loaded (oidc-add NAME)")
+	default:
+		fmt.Fprintf(w, "  reachable; loaded accounts: %s\n", strings.Join(accts, ", "))
+	}
 }
