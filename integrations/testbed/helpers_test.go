@@ -178,3 +178,8 @@ func loginAlice(t *testing.T, tb *testbed.Testbed, conf *oauth2.Config, opts ...
 func oauth2SetSecret(secret string) oauth2.AuthCodeOption {
 	return oauth2.SetAuthURLParam("client_secret", secret)
 }
+
+// oauth2Audience asks for an audience in DeviceAuth (IAM accepts it).
+func oauth2Audience(aud string) oauth2.AuthCodeOption {
+	return oauth2.SetAuthURLParam("audience", aud)
+}

@@ -17,8 +17,8 @@ const maxFormBody = 1 << 20
 // values were not URL-encoded (oidc-agent 4.2.6 sends "scope=openid
 // offline_access" with a literal space). A key or value is taken as raw
 // text, and encoded, when it cannot be a correctly encoded one: it holds a
-// space, a control or non-ASCII byte, or a '%' not followed by two hex
-// digits. Correctly encoded parts are left alone, so '+' keeps meaning a
+// space, a control or non-ASCII byte, a ';' (which Go's form parser
+// rejects), or a '%' not followed by two hex digits. Correctly encoded parts are left alone, so '+' keeps meaning a
 // space there. Raw '&' and '=' inside values cannot be told apart from
 // separators and are not recovered.
 func reencodeForm(body []byte) ([]byte, bool) {
@@ -44,7 +44,7 @@ func needsReencode(b []byte) bool {
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		switch {
-		case c <= ' ' || c >= 0x7f:
+		case c <= ' ' || c >= 0x7f || c == ';':
 			return true
 		case c == '%' && !(i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2])):
 			return true
@@ -83,6 +83,9 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	}
 	return s.ResponseWriter.Write(b)
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
