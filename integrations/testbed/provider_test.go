@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pelletier/go-toml/v2"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/tokenhelper/tokenhelper/helper/config"
 	"github.com/tokenhelper/tokenhelper/integrations/testbed"
 )
 
@@ -631,5 +633,31 @@ func TestApproveNextFromAnotherGoroutine(t *testing.T) {
 	}
 	if _, err := tb.ApproveNext(ctx, "nobody"); err == nil {
 		t.Error("ApproveNext for an unknown user succeeded")
+	}
+}
+
+// TestProfileTOML checks the snippet against tokenhelper's own
+// configuration types.
+func TestProfileTOML(t *testing.T) {
+	t.Parallel()
+	tb := testbed.Start(t, testbed.Options{HTTPS: true, Storage: true})
+	var cfg config.Config
+	if err := toml.Unmarshal([]byte(tb.ProfileTOML("testbed", nil)), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Profiles["testbed"]
+	if p == nil || p.Backend != "native" || p.Issuer != tb.IssuerURL || p.CAFile != tb.CAFile || !slices.Equal(p.Scopes, testbed.DemoScopes) {
+		t.Fatalf("profile %+v", p)
+	}
+	if len(cfg.Routes) != 1 || cfg.Routes[0].URL != tb.StorageURL || cfg.Routes[0].Profile != "testbed" {
+		t.Errorf("routes %+v", cfg.Routes)
+	}
+	odd := `lab "one"\x`
+	var cfg2 config.Config
+	if err := toml.Unmarshal([]byte(tb.ProfileTOML(odd, []string{"a\tb"})), &cfg2); err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg2.Profiles[odd]; p == nil || !slices.Equal(p.Scopes, []string{"a\tb"}) || cfg2.Routes[0].Profile != odd {
+		t.Errorf("odd names: %+v", cfg2)
 	}
 }
