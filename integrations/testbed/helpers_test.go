@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -182,4 +183,18 @@ func oauth2SetSecret(secret string) oauth2.AuthCodeOption {
 // oauth2Audience asks for an audience in DeviceAuth (IAM accepts it).
 func oauth2Audience(aud string) oauth2.AuthCodeOption {
 	return oauth2.SetAuthURLParam("audience", aud)
+}
+
+// requireTools skips the test when a tool is missing, or fails it when
+// CI=true (the CI image must have it).
+func requireTools(t *testing.T, pkg string, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found (install the Debian package %s)", tool, pkg)
+			}
+			t.Skipf("%s not found (install the Debian package %s)", tool, pkg)
+		}
+	}
 }

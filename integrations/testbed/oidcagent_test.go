@@ -19,20 +19,6 @@ import (
 	"github.com/tokenhelper/tokenhelper/integrations/testbed"
 )
 
-// requireTools skips the test when a tool is missing, or fails it when
-// CI=true (the CI image must have it).
-func requireTools(t *testing.T, pkg string, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not found (install the Debian package %s)", tool, pkg)
-			}
-			t.Skipf("%s not found (install the Debian package %s)", tool, pkg)
-		}
-	}
-}
-
 // agent is a private oidc-agent 4.2.6 run as a child of the test.
 type agent struct {
 	t    *testing.T

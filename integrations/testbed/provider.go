@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -210,6 +211,17 @@ func (s *opServer) Discovery(ctx context.Context, r *op.Request[struct{}]) (*op.
 	cfg.RequestObjectSigningAlgValuesSupported = nil
 	cfg.IDTokenSigningAlgValuesSupported = []string{string(jose.RS256)}
 	return resp, nil
+}
+
+// VerifyClient authenticates the client through op, and answers a failed
+// authentication with 401 as RFC 6749 5.2 asks (and IAM does); op says 400.
+func (s *opServer) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	c, err := s.LegacyServer.VerifyClient(ctx, r)
+	var oe *oidc.Error
+	if err != nil && errors.As(err, &oe) && oe.ErrorType == oidc.InvalidClient {
+		return nil, op.NewStatusError(oe, http.StatusUnauthorized)
+	}
+	return c, err
 }
 
 func (s *opServer) VerifyAuthRequest(context.Context, *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {

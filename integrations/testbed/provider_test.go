@@ -309,6 +309,11 @@ func TestRefreshRotation(t *testing.T) {
 	if c["scope"] != "openid storage.read:/ storage.create:/ offline_access" {
 		t.Errorf("scope after refresh = %v, want the whole grant", c["scope"])
 	}
+	// A wrong client secret is answered 401 (RFC 6749 5.2), not 400.
+	code, out := post(t, tb, tb.TokenURL(), client.ID, "wrong", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok2.RefreshToken}})
+	if code != http.StatusUnauthorized || out["error"] != "invalid_client" {
+		t.Errorf("wrong secret: %d %v", code, out)
+	}
 	// Another client cannot use it.
 	other := confidential(t, tb, testbed.ClientSpec{})
 	_, err = oauthConfig(tb, other).TokenSource(ctx, &oauth2.Token{RefreshToken: tok2.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
