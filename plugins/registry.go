@@ -11,6 +11,7 @@ import (
 	"github.com/tokenhelper/tokenhelper/helper"
 	"github.com/tokenhelper/tokenhelper/helper/config"
 	"github.com/tokenhelper/tokenhelper/plugins/file"
+	"github.com/tokenhelper/tokenhelper/plugins/native"
 	"github.com/tokenhelper/tokenhelper/plugins/oidcagent"
 )
 
@@ -55,6 +56,18 @@ var builtins = map[string]Builtin{
 		Cached:  false,
 		New: func(p *config.Profile, d Deps) (helper.Backend, error) {
 			return file.New(p, file.Env{LookupEnv: d.LookupEnv, UID: d.UID, TmpDir: d.TmpDir, Now: d.Now}), nil
+		},
+	},
+	config.BackendNative: {
+		Name:    config.BackendNative,
+		Summary: "tokenhelper's own OAuth client: device-flow login, encrypted refresh tokens, down-scoping",
+		Cached:  true,
+		New: func(p *config.Profile, d Deps) (helper.Backend, error) {
+			b, err := native.New(p, native.Options{Dirs: d.Dirs, Now: d.Now, LookupEnv: d.LookupEnv, Log: d.Log, UI: d.UI})
+			if err != nil {
+				return nil, err
+			}
+			return b, nil
 		},
 	},
 	config.BackendOIDCAgent: {
