@@ -94,7 +94,17 @@ func (tb *Testbed) handleAdmin(w http.ResponseWriter, r *http.Request) {
 		tb.ResetCounters()
 		writeJSON(w, http.StatusOK, map[string]string{"status": "reset"})
 	case "GET /faults":
-		writeJSON(w, http.StatusOK, tb.faults.active())
+		out := []adminFault{}
+		for e, fs := range tb.faults.active() {
+			for _, f := range fs {
+				af := adminFault{Endpoint: e, Kind: f.Kind, Status: f.Status, OAuthError: f.OAuthError, Size: f.Size, Count: f.Count, Grant: f.Grant}
+				if f.Delay > 0 {
+					af.Delay = f.Delay.String()
+				}
+				out = append(out, af)
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
 	case "POST /faults":
 		tb.adminInject(w, r)
 	case "DELETE /faults":
@@ -153,12 +163,12 @@ func adminHelperError(w http.ResponseWriter, err error) {
 type adminFault struct {
 	Endpoint   Endpoint  `json:"endpoint"`
 	Kind       FaultKind `json:"kind"`
-	Status     int       `json:"status"`
-	Delay      string    `json:"delay"`
-	OAuthError string    `json:"oauth_error"`
-	Size       int64     `json:"size"`
-	Count      int       `json:"count"`
-	Grant      string    `json:"grant"`
+	Status     int       `json:"status,omitempty"`
+	Delay      string    `json:"delay,omitempty"`
+	OAuthError string    `json:"oauth_error,omitempty"`
+	Size       int64     `json:"size,omitempty"`
+	Count      int       `json:"count,omitempty"`
+	Grant      string    `json:"grant,omitempty"`
 }
 
 func (tb *Testbed) adminInject(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,6 +60,7 @@ type Testbed struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	removeDir bool
+	wroteInfo bool
 
 	mu         sync.Mutex
 	transports []*http.Transport
@@ -115,6 +117,10 @@ func New(opts Options) (_ *Testbed, err error) {
 	tb.Dir = dir
 	if err := safefile.MkdirPrivate(dir); err != nil {
 		return nil, (&helper.Error{Kind: helper.KindConfig, Msg: "cannot use " + dir + " as the test bed directory", Err: err}).WithFix("choose another --dir")
+	}
+
+	if err := checkNotInUse(dir); err != nil {
+		return nil, err
 	}
 
 	tb.store = newStore(tb.Clock, opts.Lifetimes)
@@ -347,7 +353,23 @@ func (tb *Testbed) writeInfo() error {
 	if err := safefile.WriteFile(filepath.Join(tb.Dir, InfoFileName), append(b, '\n'), 0o600); err != nil {
 		return helper.Wrap(helper.KindInternal, err, "cannot write "+InfoFileName)
 	}
+	tb.wroteInfo = true
 	return nil
+}
+
+// checkNotInUse refuses a directory another running test bed uses (its
+// testbed.json names a live process): both would write the same files.
+func checkNotInUse(dir string) error {
+	info, err := ReadInfo(dir)
+	if err != nil || info.PID <= 0 {
+		return nil
+	}
+	p, err := os.FindProcess(info.PID)
+	if err != nil || p.Signal(syscall.Signal(0)) != nil {
+		return nil // a stale file of a test bed that was killed
+	}
+	return (&helper.Error{Kind: helper.KindConfig, Msg: fmt.Sprintf("a test bed (pid %d, %s) already runs with the directory %s", info.PID, info.Issuer, dir)}).
+		WithFix("stop it, or pass another --dir")
 }
 
 // ReadInfo reads testbed.json from a test bed directory.
@@ -387,7 +409,7 @@ func (tb *Testbed) Close() error {
 		tb.wg.Wait()
 		if tb.removeDir && tb.Dir != "" {
 			os.RemoveAll(tb.Dir)
-		} else if tb.Dir != "" {
+		} else if tb.wroteInfo {
 			os.Remove(filepath.Join(tb.Dir, InfoFileName))
 		}
 	})

@@ -286,6 +286,15 @@ func TestPersistentDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca1, _ := os.ReadFile(tb1.CAFile)
+	if tb, err := testbed.New(testbed.Options{Dir: dir}); err == nil {
+		tb.Close()
+		t.Error("a second test bed started on a directory in use")
+	} else if !strings.Contains(err.Error(), "already runs") {
+		t.Errorf("second test bed on the same dir: %v", err)
+	}
+	if _, err := testbed.ReadInfo(dir); err != nil {
+		t.Errorf("the refused test bed removed the running one's testbed.json: %v", err)
+	}
 	tok, _ := tb1.IssueToken("alice", []string{"storage.read:/"}, nil, 0)
 	tb1.Close()
 	if _, err := os.Stat(filepath.Join(dir, testbed.InfoFileName)); err == nil {
