@@ -123,8 +123,7 @@ func (l Lifetimes) withDefaults() Lifetimes {
 type User struct {
 	// Name is the login name (preferred_username).
 	Name string
-	// Password for the web page, the admin-free password grant and nothing
-	// else.
+	// Password, checked by the approval page and the password grant.
 	Password string
 	// Subject is the sub claim; default: a stable UUID derived from Name.
 	Subject string

@@ -33,8 +33,9 @@ type Testbed struct {
 	// IssuerURL is the issuer, without trailing slash
 	// (http://127.0.0.1:PORT or https://127.0.0.1:PORT).
 	IssuerURL string
-	// StorageURL is the storage's base URL with a trailing slash; empty
-	// unless Options.Storage.
+	// StorageURL is the storage's base URL, scheme://127.0.0.1:PORT/storage/
+	// (the storage path /home/alice is StorageURL+"home/alice"); empty
+	// unless Options.Storage. Its audience is StorageOrigin().
 	StorageURL string
 	// CAFile is the PEM file of the CA that signed the server certificate;
 	// empty for http.
