@@ -260,9 +260,9 @@ var longOptions = map[string]bool{
 	"write-out":                  true,
 	"xattr":                      false,
 	// Hidden or deprecated spellings.
-	"krb4":            true,
-	"ftp-ssl":         false,
-	"ftp-ssl-reqd":    false,
+	"krb4":         true,
+	"ftp-ssl":      false,
+	"ftp-ssl-reqd": false,
 }
 
 // shortOptions maps curl's short options to their long names.
