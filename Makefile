@@ -47,5 +47,14 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
+# The guided tour (README's quick start): starts the loopback test bed in-process and
+# runs the real bin/tokenhelper through register, device-flow login, inspect, a
+# down-scoped token, export, an upload and a download, status and logout. Needs only Go
+# (curl is used when installed).
+demo:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/tokenhelper ./cmd/tokenhelper-demo
+	$(BIN)/tokenhelper-demo --tokenhelper $(BIN)/tokenhelper
+
 clean:
 	rm -rf $(BIN)
