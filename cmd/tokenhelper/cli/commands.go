@@ -20,6 +20,9 @@ func (a *app) commands() []*cobra.Command {
 		a.statusCommand(),
 		a.configCommand(),
 		a.versionCommand(),
+		a.gitCredentialCommand(),
+		a.dockerCredentialCommand(),
+		a.kubeCredentialCommand(),
 	}
 }
 
