@@ -115,7 +115,7 @@ func Parse(raw string) (*Info, error) {
 		return nil, &helper.Error{
 			Kind: helper.KindNoToken,
 			Msg:  "the token is empty",
-			Fix:  "give a token (argument, file or stdin); to get one run: tokenhelper get",
+			Fix:  "give a token (argument, file or stdin); to get one run: tokenhelper token",
 		}
 	}
 	if !helper.IsB64Token(tok) {
@@ -171,7 +171,7 @@ func malformed(why string) error {
 	return &helper.Error{
 		Kind: helper.KindInvalidToken,
 		Msg:  "malformed JWT: " + why,
-		Fix:  "the token was probably cut or altered when copied; copy it again or get a fresh one (tokenhelper get)",
+		Fix:  "the token was probably cut or altered when copied; copy it again or get a fresh one (tokenhelper token)",
 	}
 }
 

@@ -106,7 +106,7 @@ func (v *Verdict) Err() error {
 			return &helper.Error{
 				Kind: helper.KindInvalidToken,
 				Msg:  "token verification failed: " + c.Name + ": " + c.Detail,
-				Fix:  "get a fresh token for the right audience (tokenhelper get), or check the issuer",
+				Fix:  "get a fresh token for the right audience (tokenhelper token), or check the issuer",
 			}
 		}
 	}
