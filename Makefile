@@ -3,11 +3,11 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS := -s -w -X github.com/tokenhelper/tokenhelper/cmd/tokenhelper/cli.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/tokenhelper/tokenhelper/cmd/tokenhelper/cli.Version=$(VERSION) -X main.Version=$(VERSION)
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2
 FUZZTIME ?= 30s
 
-.PHONY: all build test test-short lint vet fmt-check bench demo fuzz clean install
+.PHONY: all build test test-short lint vet fmt-check bench demo fuzz clean install generate
 
 all: build
 
@@ -69,3 +69,20 @@ demo:
 
 clean:
 	rm -rf $(BIN)
+
+# Regenerate the plugin protocol's Go code (plugins/rpc/pluginpb) from
+# plugins/rpc/tokenhelper.proto. Needs protoc (Debian: apt-get install
+# protobuf-compiler libprotobuf-dev); the Go generators are pinned here and
+# built by the go command. The generated code is committed: CI need not run this.
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+GENTOOLS := $(BIN)/gentools
+generate:
+	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler libprotobuf-dev"; exit 1; }
+	@mkdir -p $(GENTOOLS)
+	GOBIN=$(GENTOOLS) GOFLAGS= $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(GENTOOLS) GOFLAGS= $(GO) install $(PROTOC_GEN_GO_GRPC)
+	protoc -I plugins/rpc \
+	  --plugin=protoc-gen-go=$(GENTOOLS)/protoc-gen-go --go_out=. --go_opt=module=github.com/tokenhelper/tokenhelper \
+	  --plugin=protoc-gen-go-grpc=$(GENTOOLS)/protoc-gen-go-grpc --go-grpc_out=. --go-grpc_opt=module=github.com/tokenhelper/tokenhelper \
+	  plugins/rpc/tokenhelper.proto

@@ -13,6 +13,7 @@ import (
 	"github.com/tokenhelper/tokenhelper/plugins/file"
 	"github.com/tokenhelper/tokenhelper/plugins/native"
 	"github.com/tokenhelper/tokenhelper/plugins/oidcagent"
+	"github.com/tokenhelper/tokenhelper/plugins/rpc/remote"
 )
 
 // Deps is what a backend may take from the process. Everything is
@@ -27,6 +28,15 @@ type Deps struct {
 	Log       *slog.Logger
 	// UI talks to a person during login; nil when there is none.
 	UI helper.UI
+
+	// For backends in their own process (isolate = true, external
+	// plugins; see plugins/rpc/remote):
+	// Environ is their environment (nil: this process's).
+	Environ func() []string
+	// Plugins are the [plugins.NAME] checksum pins.
+	Plugins map[string]config.PluginPin
+	// Verbose is the -v count, passed on to them.
+	Verbose int
 }
 
 // Getenv returns an environment variable or "".
@@ -103,16 +113,58 @@ func Builtins() []Builtin {
 
 // Open returns the backend a profile names.
 func Open(p *config.Profile, d Deps) (helper.Backend, Builtin, error) {
-	b, ok := Lookup(p.Backend)
-	if !ok {
-		return nil, Builtin{}, helper.Errorf(helper.KindConfig, "profile %q: unknown backend %q", p.Name, p.Backend).
-			WithFix("use one of %s, or install tokenhelper-plugin-%s", names(), p.Backend)
+	b, err := Resolve(p)
+	if err != nil {
+		return nil, b, err
 	}
 	be, err := b.New(p, d)
 	if err != nil {
 		return nil, b, err
 	}
 	return be, b, nil
+}
+
+// Resolve says how profile p's backend runs, without starting or reading
+// anything (the warm path calls it): a built-in in-process; a built-in in
+// its own process when p.Isolate; else the external plugin
+// tokenhelper-plugin-NAME, found in the plugin directories when a call
+// needs it. Out-of-process backends run through plugins/rpc/remote and
+// tokenhelper-pluginhost, so this binary links no gRPC.
+func Resolve(p *config.Profile) (Builtin, error) {
+	b, ok := Lookup(p.Backend)
+	switch {
+	case ok && !p.Isolate:
+		return b, nil
+	case ok:
+		return Builtin{Name: b.Name, Summary: b.Summary, Cached: b.Cached,
+			New: func(p *config.Profile, d Deps) (helper.Backend, error) {
+				return remote.New(p, remote.Target{Name: b.Name, Builtin: true}, d.remote()), nil
+			}}, nil
+	case !remote.ValidName(p.Backend):
+		return Builtin{}, helper.Errorf(helper.KindConfig, "profile %q: unknown backend %q", p.Name, p.Backend).
+			WithFix("use one of %s, or install tokenhelper-plugin-NAME and set backend = \"NAME\"", names())
+	}
+	name := p.Backend
+	// Tokens from external plugins go through the token cache.
+	return Builtin{Name: name, Summary: "external plugin " + remote.ExecPrefix + name, Cached: true,
+		New: func(p *config.Profile, d Deps) (helper.Backend, error) {
+			t, err := remote.Find(name, d.Dirs.PluginDirs, d.Plugins)
+			if err != nil {
+				return nil, err
+			}
+			return remote.New(p, t, d.remote()), nil
+		}}, nil
+}
+
+func (d Deps) remote() remote.Config {
+	c := remote.Config{LookupEnv: d.LookupEnv, Host: remote.Host{Dirs: d.Dirs, UID: d.UID, TmpDir: d.TmpDir, Verbose: d.Verbose}}
+	if d.Environ != nil {
+		c.Env = d.Environ()
+	}
+	if d.UI != nil {
+		c.Stderr = d.UI.Out()
+	}
+	return c
 }
 
 func names() string {

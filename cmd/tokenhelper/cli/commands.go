@@ -19,6 +19,7 @@ func (a *app) commands() []*cobra.Command {
 		a.logoutCommand(),
 		a.statusCommand(),
 		a.configCommand(),
+		a.pluginCommand(),
 		a.versionCommand(),
 		a.gitCredentialCommand(),
 		a.dockerCredentialCommand(),

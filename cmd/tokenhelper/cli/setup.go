@@ -63,8 +63,8 @@ func (a *app) profile() (*config.Profile, error) {
 }
 
 func (a *app) deps() plugins.Deps {
-	_, dirs, _ := a.config()
-	return plugins.Deps{
+	cfg, dirs, _ := a.config()
+	d := plugins.Deps{
 		LookupEnv: a.sys.LookupEnv,
 		Dirs:      dirs,
 		Now:       a.sys.Now,
@@ -72,7 +72,13 @@ func (a *app) deps() plugins.Deps {
 		TmpDir:    a.sys.TmpDir,
 		Log:       a.log,
 		UI:        a.ui(),
+		Environ:   a.sys.Environ,
+		Verbose:   a.verbose,
 	}
+	if cfg != nil {
+		d.Plugins = cfg.Plugins
+	}
+	return d
 }
 
 func (a *app) discoveryEnv() discovery.Env {
@@ -147,9 +153,8 @@ func discoveryProfile() *config.Profile {
 // backend is cached. The backend is only constructed on a cache miss, so
 // the warm path initializes nothing it does not use.
 func (a *app) acquire(ctx context.Context, p *config.Profile, req helper.Request) (*helper.Token, error) {
-	b, ok := plugins.Lookup(p.Backend)
-	if !ok {
-		_, _, err := plugins.Open(p, a.deps())
+	b, err := plugins.Resolve(p)
+	if err != nil {
 		return nil, err
 	}
 	timeout := DefaultTimeout
@@ -174,7 +179,6 @@ func (a *app) acquire(ctx context.Context, p *config.Profile, req helper.Request
 		return tok, nil
 	}
 	var tok *helper.Token
-	var err error
 	if b.Cached {
 		tok, err = a.tokenCache().Get(ctx, req, call)
 	} else {
