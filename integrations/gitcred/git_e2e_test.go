@@ -169,7 +169,6 @@ func (g *gitServer) headers() []string {
 
 // gitEnv is a private HOME, git config and tokenhelper config.
 type gitEnv struct {
-	t       *testing.T
 	git     string
 	dir     string
 	env     []string
@@ -185,7 +184,7 @@ func newGitEnv(t *testing.T, git, bin string) *gitEnv {
 			t.Fatal(err)
 		}
 	}
-	e := &gitEnv{t: t, git: git, dir: dir,
+	e := &gitEnv{git: git, dir: dir,
 		cfgFile: filepath.Join(dir, "cfg", "config.toml"),
 		tokFile: filepath.Join(dir, "token"),
 	}
@@ -208,8 +207,8 @@ func newGitEnv(t *testing.T, git, bin string) *gitEnv {
 }
 
 // run runs git in dir and returns its combined output.
-func (e *gitEnv) run(dir string, args ...string) (string, error) {
-	e.t.Helper()
+func (e *gitEnv) run(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.git, args...)
@@ -220,60 +219,60 @@ func (e *gitEnv) run(dir string, args ...string) (string, error) {
 	return string(out), err
 }
 
-func (e *gitEnv) must(dir string, args ...string) string {
-	e.t.Helper()
-	out, err := e.run(dir, args...)
+func (e *gitEnv) must(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := e.run(t, dir, args...)
 	if err != nil {
-		e.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
 }
 
 // gitConfig replaces the global git config with the given lines of
 // `git config --global` arguments.
-func (e *gitEnv) gitConfig(settings ...[]string) {
-	e.t.Helper()
+func (e *gitEnv) gitConfig(t *testing.T, settings ...[]string) {
+	t.Helper()
 	os.Remove(filepath.Join(e.dir, "home", ".gitconfig"))
 	for _, s := range settings {
-		e.must(e.dir, append([]string{"config", "--global"}, s...)...)
+		e.must(t, e.dir, append([]string{"config", "--global"}, s...)...)
 	}
 }
 
-func (e *gitEnv) writeConfig(toml string) {
-	e.t.Helper()
+func (e *gitEnv) writeConfig(t *testing.T, toml string) {
+	t.Helper()
 	if err := os.WriteFile(e.cfgFile, []byte(toml), 0o600); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 }
 
-func (e *gitEnv) writeToken(tok string) {
-	e.t.Helper()
+func (e *gitEnv) writeToken(t *testing.T, tok string) {
+	t.Helper()
 	if err := os.WriteFile(e.tokFile, []byte(tok+"\n"), 0o600); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 }
 
 // newBareRepo creates root/name with one commit whose file says content.
-func (e *gitEnv) newBareRepo(root, name, content string) {
-	e.t.Helper()
+func (e *gitEnv) newBareRepo(t *testing.T, root, name, content string) {
+	t.Helper()
 	bare := filepath.Join(root, name)
-	e.must(e.dir, "init", "-q", "--bare", "-b", "main", bare)
-	e.must(bare, "config", "http.receivepack", "true")
-	seed := filepath.Join(e.t.TempDir(), "seed")
-	e.must(e.dir, "init", "-q", "-b", "main", seed)
+	e.must(t, e.dir, "init", "-q", "--bare", "-b", "main", bare)
+	e.must(t, bare, "config", "http.receivepack", "true")
+	seed := filepath.Join(t.TempDir(), "seed")
+	e.must(t, e.dir, "init", "-q", "-b", "main", seed)
 	if err := os.WriteFile(filepath.Join(seed, "README"), []byte(content), 0o644); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	e.must(seed, "add", "README")
-	e.must(seed, "commit", "-q", "-m", "seed")
-	e.must(seed, "push", "-q", bare, "main")
+	e.must(t, seed, "add", "README")
+	e.must(t, seed, "commit", "-q", "-m", "seed")
+	e.must(t, seed, "push", "-q", bare, "main")
 }
 
 // clone clones url into a fresh directory.
-func (e *gitEnv) clone(url string) (string, string, error) {
-	e.t.Helper()
-	dst := filepath.Join(e.t.TempDir(), "clone")
-	out, err := e.run(e.dir, "clone", "-q", url, dst)
+func (e *gitEnv) clone(t *testing.T, url string) (string, string, error) {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "clone")
+	out, err := e.run(t, e.dir, "clone", "-q", url, dst)
 	return dst, out, err
 }
 
@@ -307,12 +306,12 @@ func TestGitEndToEnd(t *testing.T) {
 
 	e := newGitEnv(t, git, bin)
 	root := filepath.Join(e.dir, "srv")
-	e.newBareRepo(root, "repo.git", "hello from repo\n")
-	e.newBareRepo(root, "atlas/analysis.git", "hello from atlas\n")
+	e.newBareRepo(t, root, "repo.git", "hello from repo\n")
+	e.newBareRepo(t, root, "atlas/analysis.git", "hello from atlas\n")
 	routed := newGitServer(t, backend, root, verifyFor)
 	other := newGitServer(t, backend, root, verifyFor)
 
-	issue := func(aud string, lifetime time.Duration) string {
+	issue := func(t *testing.T, aud string, lifetime time.Duration) string {
 		t.Helper()
 		tok, err := tb.IssueToken("alice", []string{"openid"}, []string{aud}, lifetime)
 		if err != nil {
@@ -320,8 +319,8 @@ func TestGitEndToEnd(t *testing.T) {
 		}
 		return tok
 	}
-	token := issue(routed.URL, time.Hour)
-	e.writeToken(token)
+	token := issue(t, routed.URL, time.Hour)
+	e.writeToken(t, token)
 	wholeHost := fmt.Sprintf(`
 [profiles.git]
 token_file = %q
@@ -330,20 +329,20 @@ token_file = %q
 url = %q
 profile = "git"
 `, e.tokFile, routed.URL)
-	e.writeConfig(wholeHost)
+	e.writeConfig(t, wholeHost)
 
 	// noToken fails the test if any output or header carries tok.
-	noToken := func(where string, tok string, texts ...string) {
+	noToken := func(t *testing.T, where string, tok string, texts ...string) {
 		t.Helper()
 		for _, s := range texts {
 			if strings.Contains(s, tok) {
-				t.Fatalf("%s: the token appears in %q", where, s)
+				t.Fatalf("%s: the token appears in %q", where, strings.ReplaceAll(s, tok, "<token>"))
 			}
 		}
 	}
 	// sentToken reports whether some header carried tok, and checks the
 	// scheme the asking git can use.
-	sentToken := func(headers []string, tok string) bool {
+	sentToken := func(t *testing.T, headers []string, tok string) bool {
 		t.Helper()
 		found := false
 		for _, h := range headers {
@@ -363,13 +362,13 @@ profile = "git"
 	}
 
 	t.Run("documented one-line setup: clone and push", func(t *testing.T) {
-		e.gitConfig([]string{"credential." + routed.URL + ".helper", "tokenhelper"})
+		e.gitConfig(t, []string{"credential." + routed.URL + ".helper", "tokenhelper"})
 		routed.headers()
-		dst, out, err := e.clone(routed.URL + "/repo.git")
+		dst, out, err := e.clone(t, routed.URL+"/repo.git")
 		if err != nil {
 			t.Fatalf("clone: %v\n%s", err, out)
 		}
-		noToken("clone output", token, out)
+		noToken(t, "clone output", token, out)
 		b, err := os.ReadFile(filepath.Join(dst, "README"))
 		if err != nil || string(b) != "hello from repo\n" {
 			t.Fatalf("cloned README: %q, %v", b, err)
@@ -377,17 +376,17 @@ profile = "git"
 		if err := os.WriteFile(filepath.Join(dst, "NEW"), []byte("pushed\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		e.must(dst, "add", "NEW")
-		e.must(dst, "commit", "-q", "-m", "pushed through tokenhelper")
-		out, err = e.run(dst, "push", "-q", "origin", "main")
+		e.must(t, dst, "add", "NEW")
+		e.must(t, dst, "commit", "-q", "-m", "pushed through tokenhelper")
+		out, err = e.run(t, dst, "push", "-q", "origin", "main")
 		if err != nil {
 			t.Fatalf("push: %v\n%s", err, out)
 		}
-		noToken("push output", token, out)
-		if log := e.must(filepath.Join(root, "repo.git"), "log", "-1", "--format=%s", "main"); strings.TrimSpace(log) != "pushed through tokenhelper" {
+		noToken(t, "push output", token, out)
+		if log := e.must(t, filepath.Join(root, "repo.git"), "log", "-1", "--format=%s", "main"); strings.TrimSpace(log) != "pushed through tokenhelper" {
 			t.Fatalf("server's main is at %q", log)
 		}
-		if !sentToken(routed.headers(), token) {
+		if !sentToken(t, routed.headers(), token) {
 			t.Fatal("the routed server never received the token")
 		}
 	})
@@ -395,9 +394,9 @@ profile = "git"
 	t.Run("a host no route serves never receives the token", func(t *testing.T) {
 		// tokenhelper is the helper for every host: routing alone must
 		// keep the token away from the second server.
-		e.gitConfig([]string{"credential.helper", "tokenhelper"})
+		e.gitConfig(t, []string{"credential.helper", "tokenhelper"})
 		other.headers()
-		_, out, err := e.clone(other.URL + "/repo.git")
+		_, out, err := e.clone(t, other.URL+"/repo.git")
 		if err == nil {
 			t.Fatalf("clone from the unrouted host succeeded:\n%s", out)
 		}
@@ -421,32 +420,32 @@ profile = "git"
 		}
 		// The routed host still works with the same global helper.
 		routed.headers()
-		if _, out, err := e.clone(routed.URL + "/repo.git"); err != nil {
+		if _, out, err := e.clone(t, routed.URL+"/repo.git"); err != nil {
 			t.Fatalf("clone from the routed host: %v\n%s", err, out)
 		}
-		if !sentToken(routed.headers(), token) {
+		if !sentToken(t, routed.headers(), token) {
 			t.Fatal("the routed server never received the token")
 		}
 	})
 
 	t.Run("shell snippet after an empty helper line", func(t *testing.T) {
 		key := "credential." + routed.URL + ".helper"
-		e.gitConfig([]string{"credential.helper", "store"}, []string{"--add", key, ""}, []string{"--add", key, "!tokenhelper git-credential"})
+		e.gitConfig(t, []string{"credential.helper", "store"}, []string{"--add", key, ""}, []string{"--add", key, "!tokenhelper git-credential"})
 		routed.headers()
-		if _, out, err := e.clone(routed.URL + "/repo.git"); err != nil {
+		if _, out, err := e.clone(t, routed.URL+"/repo.git"); err != nil {
 			t.Fatalf("clone: %v\n%s", err, out)
 		}
-		if !sentToken(routed.headers(), token) {
+		if !sentToken(t, routed.headers(), token) {
 			t.Fatal("the routed server never received the token")
 		}
 		// The empty helper line kept credential-store out: no token on disk.
 		if b, err := os.ReadFile(filepath.Join(e.dir, "home", ".git-credentials")); err == nil {
-			noToken("~/.git-credentials", token, string(b))
+			noToken(t, "~/.git-credentials", token, string(b))
 		}
 	})
 
 	t.Run("path routes and credential.useHttpPath", func(t *testing.T) {
-		e.writeConfig(fmt.Sprintf(`
+		e.writeConfig(t, fmt.Sprintf(`
 [profiles.git]
 token_file = %q
 
@@ -454,33 +453,33 @@ token_file = %q
 url = %q
 profile = "git"
 `, e.tokFile, routed.URL+"/atlas"))
-		defer e.writeConfig(wholeHost)
-		e.gitConfig([]string{"credential.helper", "tokenhelper"})
+		defer e.writeConfig(t, wholeHost)
+		e.gitConfig(t, []string{"credential.helper", "tokenhelper"})
 		routed.headers()
-		_, out, err := e.clone(routed.URL + "/atlas/analysis.git")
+		_, out, err := e.clone(t, routed.URL+"/atlas/analysis.git")
 		if err == nil {
 			t.Fatalf("clone without useHttpPath succeeded:\n%s", out)
 		}
 		if !strings.Contains(out, "git config --global credential.useHttpPath true") {
 			t.Errorf("no hint about credential.useHttpPath:\n%s", out)
 		}
-		if sentToken(routed.headers(), token) {
+		if sentToken(t, routed.headers(), token) {
 			t.Fatal("the token was sent without a route for the path")
 		}
 
-		e.gitConfig([]string{"credential.helper", "tokenhelper"}, []string{"credential.useHttpPath", "true"})
-		dst, out, err := e.clone(routed.URL + "/atlas/analysis.git")
+		e.gitConfig(t, []string{"credential.helper", "tokenhelper"}, []string{"credential.useHttpPath", "true"})
+		dst, out, err := e.clone(t, routed.URL+"/atlas/analysis.git")
 		if err != nil {
 			t.Fatalf("clone with useHttpPath: %v\n%s", err, out)
 		}
 		if b, _ := os.ReadFile(filepath.Join(dst, "README")); string(b) != "hello from atlas\n" {
 			t.Fatalf("cloned README: %q", b)
 		}
-		if !sentToken(routed.headers(), token) {
+		if !sentToken(t, routed.headers(), token) {
 			t.Fatal("the routed server never received the token")
 		}
 		// Another path on the same host is not served.
-		if _, out, err := e.clone(routed.URL + "/repo.git"); err == nil {
+		if _, out, err := e.clone(t, routed.URL+"/repo.git"); err == nil {
 			t.Fatalf("clone outside the routed path succeeded:\n%s", out)
 		}
 		for _, h := range routed.headers() {
@@ -491,12 +490,12 @@ profile = "git"
 	})
 
 	t.Run("expired token: one line saying what to do, then a fresh token works", func(t *testing.T) {
-		e.gitConfig([]string{"credential." + routed.URL + ".helper", "tokenhelper"})
-		expired := issue(routed.URL, -time.Minute)
-		e.writeToken(expired)
-		defer e.writeToken(token)
+		e.gitConfig(t, []string{"credential." + routed.URL + ".helper", "tokenhelper"})
+		expired := issue(t, routed.URL, -time.Minute)
+		e.writeToken(t, expired)
+		defer e.writeToken(t, token)
 		routed.headers()
-		_, out, err := e.clone(routed.URL + "/repo.git")
+		_, out, err := e.clone(t, routed.URL+"/repo.git")
 		if err == nil {
 			t.Fatalf("clone with an expired token succeeded:\n%s", out)
 		}
@@ -509,41 +508,41 @@ profile = "git"
 		if len(lines) != 1 || !strings.Contains(lines[0], "expired") {
 			t.Errorf("want one tokenhelper line about the expired token, got %q in:\n%s", lines, out)
 		}
-		noToken("clone output", expired, out)
-		if sentToken(routed.headers(), expired) {
+		noToken(t, "clone output", expired, out)
+		if sentToken(t, routed.headers(), expired) {
 			t.Fatal("an expired token was handed to git")
 		}
-		fresh := issue(routed.URL, time.Hour)
-		e.writeToken(fresh)
-		if _, out, err := e.clone(routed.URL + "/repo.git"); err != nil {
+		fresh := issue(t, routed.URL, time.Hour)
+		e.writeToken(t, fresh)
+		if _, out, err := e.clone(t, routed.URL+"/repo.git"); err != nil {
 			t.Fatalf("clone after renewing the token file: %v\n%s", err, out)
 		}
-		if !sentToken(routed.headers(), fresh) {
+		if !sentToken(t, routed.headers(), fresh) {
 			t.Fatal("the renewed token was not used")
 		}
 	})
 
 	t.Run("a token the server refuses: git fails cleanly", func(t *testing.T) {
-		e.gitConfig([]string{"credential." + routed.URL + ".helper", "tokenhelper"})
-		wrongAud := issue("https://elsewhere.example.org", time.Hour)
-		e.writeToken(wrongAud)
-		defer e.writeToken(token)
+		e.gitConfig(t, []string{"credential." + routed.URL + ".helper", "tokenhelper"})
+		wrongAud := issue(t, "https://elsewhere.example.org", time.Hour)
+		e.writeToken(t, wrongAud)
+		defer e.writeToken(t, token)
 		routed.headers()
-		_, out, err := e.clone(routed.URL + "/repo.git")
+		_, out, err := e.clone(t, routed.URL+"/repo.git")
 		if err == nil {
 			t.Fatalf("clone with a refused token succeeded:\n%s", out)
 		}
 		if !strings.Contains(out, "Authentication failed") {
 			t.Errorf("git did not report the authentication failure:\n%s", out)
 		}
-		noToken("clone output", wrongAud, out)
-		if !sentToken(routed.headers(), wrongAud) {
+		noToken(t, "clone output", wrongAud, out)
+		if !sentToken(t, routed.headers(), wrongAud) {
 			t.Fatal("the token was not sent")
 		}
 	})
 
 	t.Run("git credential fill through the helper", func(t *testing.T) {
-		e.gitConfig([]string{"credential." + routed.URL + ".helper", "tokenhelper"})
+		e.gitConfig(t, []string{"credential." + routed.URL + ".helper", "tokenhelper"})
 		cmd := exec.Command(git, "credential", "fill")
 		cmd.Env = e.env
 		cmd.Dir = e.dir

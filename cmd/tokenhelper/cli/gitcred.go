@@ -60,8 +60,12 @@ func (s gitSource) match(t config.RouteTarget) (*config.Match, error) {
 		return nil, err
 	}
 	m, err := cfg.Match(t)
-	if err != nil || m == nil {
+	if err != nil {
 		return nil, err
+	}
+	if m == nil {
+		s.a.log.Info("no route serves this URL: declining", "scheme", t.Scheme, "host", t.Host, "port", t.Port, "path", t.Path, "path_known", t.PathKnown)
+		return nil, nil
 	}
 	if m.PathIgnored {
 		s.a.log.Info("git sent no path; routes with a path for this host were not considered (git config --global credential.useHttpPath true)", "host", t.Host)
