@@ -85,13 +85,15 @@ func Main(ctx context.Context, args []string, sys *System) int {
 	if err == nil {
 		return 0
 	}
-	if ctx.Err() != nil && !helper.IsKind(err, helper.KindUsage) {
-		fmt.Fprintln(sys.Stderr, "tokenhelper: interrupted")
-		return 130
-	}
+	// A child's exit status (exec, curl) passes through even when a
+	// signal we forwarded to it also cancelled ctx.
 	var quiet *quietError
 	if errors.As(err, &quiet) {
 		return quiet.code
+	}
+	if ctx.Err() != nil && !helper.IsKind(err, helper.KindUsage) {
+		fmt.Fprintln(sys.Stderr, "tokenhelper: interrupted")
+		return 130
 	}
 	var he *helper.Error
 	if !errors.As(err, &he) {
