@@ -107,8 +107,19 @@ type gitServer struct {
 	*httptest.Server
 	verify func(ctx context.Context, token string) error
 
-	mu   sync.Mutex
-	seen []string // Authorization headers, "" for none
+	mu     sync.Mutex
+	seen   []string        // Authorization headers, "" for none
+	refuse map[string]bool // valid tokens the server refuses nonetheless (revoked)
+}
+
+// refuseToken makes the server answer 401 to tok from now on.
+func (g *gitServer) refuseToken(tok string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refuse == nil {
+		g.refuse = map[string]bool{}
+	}
+	g.refuse[tok] = true
 }
 
 func newGitServer(t *testing.T, backend, projectRoot string, verify func(*gitServer, context.Context, string) error) *gitServer {
@@ -126,11 +137,12 @@ func newGitServer(t *testing.T, backend, projectRoot string, verify func(*gitSer
 	}
 	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
+		tok := tokenFrom(auth)
 		g.mu.Lock()
 		g.seen = append(g.seen, auth)
+		refused := g.refuse[tok]
 		g.mu.Unlock()
-		tok := tokenFrom(auth)
-		if tok == "" || g.verify(r.Context(), tok) != nil {
+		if tok == "" || refused || g.verify(r.Context(), tok) != nil {
 			w.Header().Add("WWW-Authenticate", `Basic realm="git"`)
 			w.Header().Add("WWW-Authenticate", `Bearer realm="git"`)
 			http.Error(w, "a valid token is required", http.StatusUnauthorized)
@@ -538,6 +550,81 @@ profile = "git"
 		noToken(t, "clone output", wrongAud, out)
 		if !sentToken(t, routed.headers(), wrongAud) {
 			t.Fatal("the token was not sent")
+		}
+	})
+
+	t.Run("native robot profile: erase drops a refused token, the next command gets a new one", func(t *testing.T) {
+		spec, err := tb.RegisterClient(testbed.ClientSpec{ID: "git-robot", Name: "git robot", Grants: []string{testbed.GrantClientCredentials}})
+		if err != nil {
+			t.Fatalf("RegisterClient: %v", err)
+		}
+		e.writeConfig(t, fmt.Sprintf(`
+[profiles.robot]
+backend   = "native"
+issuer    = %q
+client_id = %q
+flow      = "client-credentials"
+plaintext = true
+audiences = [%q]
+
+[[routes]]
+url = %q
+profile = "robot"
+`, tb.IssuerURL, spec.ID, routed.URL, routed.URL))
+		defer e.writeConfig(t, wholeHost)
+		reg := exec.Command(filepath.Join(bin, "tokenhelper"), "register", "-p", "robot", "--issuer", tb.IssuerURL,
+			"--client-id", spec.ID, "--client-secret-env", "ROBOT_SECRET")
+		reg.Env = append(append([]string{}, e.env...), "ROBOT_SECRET="+spec.Secret)
+		if out, err := reg.CombinedOutput(); err != nil {
+			t.Fatalf("tokenhelper register: %v\n%s", err, out)
+		}
+		e.gitConfig(t, []string{"credential." + routed.URL + ".helper", "tokenhelper"})
+
+		routed.headers()
+		if _, out, err := e.clone(t, routed.URL+"/repo.git"); err != nil {
+			t.Fatalf("clone: %v\n%s", err, out)
+		}
+		first := ""
+		for _, h := range routed.headers() {
+			if tok := tokenFrom(h); tok != "" {
+				first = tok
+			}
+		}
+		if first == "" {
+			t.Fatal("no token reached the server")
+		}
+		// A second clone is served from the token cache: the same token.
+		if _, out, err := e.clone(t, routed.URL+"/repo.git"); err != nil {
+			t.Fatalf("second clone: %v\n%s", err, out)
+		}
+		if !sentToken(t, routed.headers(), first) {
+			t.Fatal("the cached token was not reused")
+		}
+
+		// The server now refuses that token: git fails and erases it.
+		routed.refuseToken(first)
+		_, out, err := e.clone(t, routed.URL+"/repo.git")
+		if err == nil {
+			t.Fatalf("clone with a refused token succeeded:\n%s", out)
+		}
+		if !strings.Contains(out, "refused the token; dropped it from the token cache") {
+			t.Errorf("no notice that the token was dropped:\n%s", out)
+		}
+		noToken(t, "clone output", first, out)
+
+		// The next command gets a new token.
+		routed.headers()
+		if _, out, err := e.clone(t, routed.URL+"/repo.git"); err != nil {
+			t.Fatalf("clone after the erase: %v\n%s", err, out)
+		}
+		var fresh string
+		for _, h := range routed.headers() {
+			if tok := tokenFrom(h); tok != "" && tok != first {
+				fresh = tok
+			}
+		}
+		if fresh == "" {
+			t.Fatal("the refused token was sent again instead of a new one")
 		}
 	})
 
