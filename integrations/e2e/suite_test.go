@@ -5,7 +5,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -52,10 +54,17 @@ var libs = []struct{ path, pkg string }{
 
 // Names of the profiles the suite configures.
 const (
-	// profileAgent: oidc-agent logged in as alice; refreshes by itself.
-	profileAgent = "alice"
+	// profileNative: tokenhelper's own OAuth client, registered and
+	// logged in with the device flow (alice approves); the default.
+	profileNative = "alice"
+	// profileAgent: oidc-agent logged in as alice (account agentAccount).
+	profileAgent = "alice-agent"
 	// profileFile: a token file written by the test from the provider.
 	profileFile = "alice-file"
+	// agentAccount is the oidc-agent account's short name.
+	agentAccount = "alice"
+	// passphraseVar holds the passphrase of the native profile's secrets.
+	passphraseVar = "E2E_PASSPHRASE"
 )
 
 // aliceScopes are what the profiles ask for by default: read everywhere,
@@ -265,6 +274,8 @@ func setup(t *testing.T) *suite {
 	tb, err := testbed.New(testbed.Options{
 		HTTPS: true,
 		Dir:   run.Path("testbed"),
+		// The device flow polls every second, not every five.
+		Lifetimes: testbed.Lifetimes{PollInterval: time.Second},
 		Clients: []testbed.ClientSpec{{
 			ID: "e2e-agent", Name: "oidc-agent of the e2e suite",
 			Grants: []string{testbed.GrantDeviceCode, testbed.GrantRefreshToken},
@@ -299,7 +310,7 @@ func setup(t *testing.T) *suite {
 	step(fmt.Sprintf("xrootd (pid %d) on root port %d and https port %d, audience %s", s.xrd.Process.PID(), s.xrd.RootPort, s.xrd.HTTPPort, s.xrd.Audience))
 
 	s.startAgent(t, ctx)
-	step("oidc-agent (pid " + strconv.Itoa(s.agent.PID()) + ") with account " + profileAgent)
+	step("oidc-agent (pid " + strconv.Itoa(s.agent.PID()) + ") with account " + agentAccount)
 
 	s.env = []string{
 		"PATH=" + filepath.Dir(s.bin) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -316,6 +327,7 @@ func setup(t *testing.T) *suite {
 		"X509_CERT_DIR=/etc/ssl/certs",
 		// Debian's gfal-* scripts look for "python", which bookworm lacks.
 		"GFAL_PYTHONBIN=/usr/bin/python3",
+		passphraseVar + "=" + randomHex(16),
 		"LANG=C",
 	}
 	if filepath.Base(s.bin) != "tokenhelper" {
@@ -332,7 +344,42 @@ func setup(t *testing.T) *suite {
 		t.Fatal(err)
 	}
 	s.writeConfig(t)
+	s.registerNative(t, ctx)
+	step("tokenhelper register: native profile " + profileNative + ", device flow approved by alice")
 	return s
+}
+
+// registerNative registers tokenhelper's own client at the test bed and
+// logs alice in with the device flow, as a user would (`tokenhelper
+// register --headless`), approving the code at the test bed as soon as
+// it is shown; then makes the native profile the default and routes the
+// XRootD server's https URLs to it.
+func (s *suite) registerNative(t *testing.T, ctx context.Context) {
+	t.Helper()
+	approved := make(chan error, 1)
+	go func() {
+		_, err := s.tb.ApproveNext(ctx, "alice")
+		approved <- err
+	}()
+	s.ok(t, cmd{args: s.tokenhelper("register", "-p", profileNative, "--issuer", s.tb.IssuerURL,
+		"--scope", "openid offline_access "+strings.Join(aliceScopes, " "), "--aud", s.xrd.Audience,
+		"--pw-env", passphraseVar, "--headless")})
+	if err := <-approved; err != nil {
+		t.Fatalf("approving the device code: %v", err)
+	}
+	path := filepath.Join(s.home, ".config", "tokenhelper", "config.toml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "[profiles."+profileNative+"]") {
+		t.Fatalf("register did not add [profiles.%s] to %s:\n%s", profileNative, path, b)
+	}
+	cfg := fmt.Sprintf("default_profile = %q\n\n%s\n[[routes]]\nurl = %q\nprofile = %q\n", profileNative, b, s.xrd.HTTPSOrigin(), profileNative)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.ok(t, cmd{args: s.tokenhelper("config", "check")})
 }
 
 // startAgent runs oidc-agent with an account for alice made from a
@@ -391,7 +438,7 @@ func (s *suite) startAgent(t *testing.T, ctx context.Context) {
 	if err := os.WriteFile(clientFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gen := exec.CommandContext(ctx, "oidc-gen", profileAgent, "--issuer="+s.tb.IssuerURL, "-f", clientFile,
+	gen := exec.CommandContext(ctx, "oidc-gen", agentAccount, "--issuer="+s.tb.IssuerURL, "-f", clientFile,
 		"--rt-env", "--scope="+strings.Join(scopes, " "), "--pw-env", "--prompt=none")
 	gen.Env = append(env, "OIDC_REFRESH_TOKEN="+rt)
 	if out, err := gen.CombinedOutput(); err != nil {
@@ -411,25 +458,20 @@ func (s *suite) writeConfig(t *testing.T) {
 		}
 		return "[" + strings.Join(out, ", ") + "]"
 	}
-	cfg := fmt.Sprintf(`# Written by the e2e suite.
-default_profile = %[1]s
+	cfg := fmt.Sprintf(`# Written by the e2e suite; tokenhelper register adds [profiles.%[1]s].
 
 # alice's session in oidc-agent: tokens for the XRootD server.
-[profiles.%[1]s]
+[profiles.%[2]s]
 backend = "oidc-agent"
-account = %[1]s
-scopes = %[3]s
-audiences = [%[4]s]
+account = %[3]s
+scopes = %[5]s
+audiences = [%[6]s]
 
 # A token file kept fresh by someone else (cron, HTCondor).
-[profiles.%[2]s]
+[profiles.%[4]s]
 backend = "file"
-token_file = %[5]s
-
-[[routes]]
-url = %[6]s
-profile = %[1]s
-`, q(profileAgent), q(profileFile), list(aliceScopes), q(s.xrd.Audience), q(s.fileToken), q(s.xrd.HTTPSOrigin()))
+token_file = %[7]s
+`, profileNative, q(profileAgent), q(agentAccount), q(profileFile), list(aliceScopes), q(s.xrd.Audience), q(s.fileToken))
 	dir := filepath.Join(s.home, ".config", "tokenhelper")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -437,6 +479,15 @@ profile = %[1]s
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
 }
 
 // waitFor polls cond (backing off to 100 ms) until it holds, p exits or
