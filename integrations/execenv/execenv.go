@@ -320,6 +320,9 @@ type Options struct {
 	Renewer *renew.Renewer
 	// Run is passed to Run.
 	Run RunOptions
+	// Ready, when set, is called with the token file's path once it is
+	// written, before the command starts.
+	Ready func(file string)
 }
 
 // Exec writes the token to a new private file, runs the command with
@@ -345,6 +348,9 @@ func Exec(o Options) (int, error) {
 	}
 	c := o.Child
 	c.Env = ChildEnv(c.Env, td.File, o.Token.AccessToken, o.EnvToken)
+	if o.Ready != nil {
+		o.Ready(td.File)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -284,7 +284,7 @@ func valid(s *state, now time.Time) bool {
 
 // renew gets a new token from the source and writes it. It returns the
 // error of the attempt; s is updated either way (next attempt scheduled).
-func (r *Renewer) renew(ctx context.Context, s *state) error {
+func (r *Renewer) renew(ctx context.Context, s *state, once bool) error {
 	tok, err := s.out.Source(ctx, r.want(s))
 	if err == nil && (tok == nil || tok.AccessToken == "") {
 		err = helper.Errorf(helper.KindInternal, "the token source returned no token")
@@ -297,7 +297,7 @@ func (r *Renewer) renew(ctx context.Context, s *state) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		r.failed(s, err, now)
+		r.failed(s, err, now, once)
 		return err
 	}
 	if s.failures > 0 {
@@ -329,7 +329,7 @@ func permanent(err error) bool {
 }
 
 // failed schedules the next attempt after a failure and logs it.
-func (r *Renewer) failed(s *state, err error, now time.Time) {
+func (r *Renewer) failed(s *state, err error, now time.Time, once bool) {
 	s.failures++
 	minR := orDefault(r.MinRetry, DefaultMinRetry)
 	maxR := max(orDefault(r.MaxRetry, DefaultMaxRetry), minR)
@@ -344,11 +344,15 @@ func (r *Renewer) failed(s *state, err error, now time.Time) {
 	delay -= time.Duration(r.rand() * 0.1 * float64(delay))
 	s.next = now.Add(delay)
 
+	what := "there is no valid token in it"
+	if valid(s, now) {
+		what = "it keeps the current token, " + describeValidity(s.tok, now)
+	}
+	if once {
+		r.warn("cannot renew %s: %s; %s", s.label(), oneLine(err), what)
+		return
+	}
 	if s.failures == 1 || r.EveryFailure {
-		what := "there is no valid token in it"
-		if valid(s, now) {
-			what = "it keeps the current token, " + describeValidity(s.tok, now)
-		}
 		r.warn("cannot renew %s: %s; %s; retrying in %s", s.label(), oneLine(err), what, delay.Round(time.Millisecond))
 	}
 	if s.tok != nil && !valid(s, now) && !s.expiredLogged {
@@ -415,7 +419,7 @@ func (r *Renewer) Once(ctx context.Context, outs []Output, o OnceOptions) []Resu
 			res = append(res, Result{Output: out, Path: s.path, Token: s.tok})
 			continue
 		}
-		err := r.renew(ctx, s)
+		err := r.renew(ctx, s, true)
 		res = append(res, Result{Output: out, Path: s.path, Renewed: err == nil, Token: s.tok, Err: err})
 	}
 	return res
@@ -453,7 +457,7 @@ func (r *Renewer) Run(ctx context.Context, outs []Output) error {
 				r.check(s, now)
 			}
 			if !now.Before(s.next) {
-				_ = r.renew(ctx, s)
+				_ = r.renew(ctx, s, false)
 			}
 		}
 		next := now.Add(maxSleep)

@@ -24,6 +24,12 @@ func (a *app) commands() []*cobra.Command {
 		a.gitCredentialCommand(),
 		a.dockerCredentialCommand(),
 		a.kubeCredentialCommand(),
+		a.curlCommand(),
+		a.headerCommand(),
+		a.rcloneConfigCommand(),
+		a.execCommand(),
+		a.shellCommand(),
+		a.renewCommand(),
 	}
 }
 
