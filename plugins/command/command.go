@@ -426,18 +426,21 @@ func (b *Backend) Status(ctx context.Context) (helper.Status, error) {
 
 // limited keeps at most max bytes and remembers that more came.
 type limited struct {
-	bytes.Buffer
+	buf  bytes.Buffer // not embedded: io.Copy would use its ReadFrom and bypass the limit
 	max  int
 	over bool
 }
 
 func (l *limited) Write(p []byte) (int, error) {
-	if room := l.max - l.Len(); len(p) > room {
+	if room := l.max - l.buf.Len(); len(p) > room {
 		l.over = true
 		if room > 0 {
-			l.Buffer.Write(p[:room])
+			l.buf.Write(p[:room])
 		}
 		return len(p), nil
 	}
-	return l.Buffer.Write(p)
+	return l.buf.Write(p)
 }
+
+// Bytes returns what was kept.
+func (l *limited) Bytes() []byte { return l.buf.Bytes() }

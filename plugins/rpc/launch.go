@@ -96,8 +96,8 @@ func Launch(cfg LaunchConfig) (*Conn, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     cfg.StartTimeout,
 		Stderr:           c.tail,
-		SyncStdout:       cfg.Stderr,
-		SyncStderr:       cfg.Stderr,
+		SyncStdout:       io.MultiWriter(cfg.Stderr, c.tail),
+		SyncStderr:       io.MultiWriter(cfg.Stderr, c.tail),
 		Logger:           cfg.Log,
 	})
 	proto, err := c.client.Client()
@@ -183,23 +183,27 @@ func (c *Conn) startError(err error, timeout time.Duration) error {
 	text := err.Error()
 	var pe *os.PathError
 	var ee *exec.Error
+	lower := strings.ToLower(text)
 	switch {
 	case errors.As(err, &pe) || errors.As(err, &ee):
 		return helper.Wrap(helper.KindConfig, err, fmt.Sprintf("cannot run %s: %s", c.target, remote.Clean(errText(err)))).
 			WithFix("check that it is an executable for this machine (tokenhelper plugin list)")
-	case strings.Contains(text, "timeout while waiting for plugin to start"):
-		return helper.Wrap(helper.KindUnavailable, err, c.withLine(fmt.Sprintf("%s did not start within %s; stopped it", c.target, timeout))).
-			WithFix("%s", c.fix())
-	case strings.Contains(text, "plugin exited before we could connect"):
-		return helper.Wrap(helper.KindUnavailable, err, c.withLine(fmt.Sprintf("%s exited before it was ready", c.target))).
-			WithFix("%s", c.fix())
-	case strings.Contains(text, "Incompatible API version") || strings.Contains(text, "incompatible core API version"):
+	case strings.Contains(lower, "incompatible api version") || strings.Contains(lower, "incompatible core api version"):
 		return helper.Wrap(helper.KindConfig, err, fmt.Sprintf("%s speaks another version of the plugin protocol than this tokenhelper (version %d)", c.target, ProtocolVersion)).
 			WithFix("install a version of the plugin built for tokenhelper plugin protocol %d", ProtocolVersion)
 	case strings.Contains(text, "unsupported plugin protocol"):
 		return helper.Wrap(helper.KindConfig, err, fmt.Sprintf("%s speaks go-plugin's net/rpc, not gRPC", c.target)).
 			WithFix("rebuild it with tokenhelper's plugins/sdk")
+	case strings.Contains(text, "timeout while waiting for plugin to start"):
+		return helper.Wrap(helper.KindUnavailable, err, c.withLine(fmt.Sprintf("%s did not start within %s; stopped it", c.target, timeout))).
+			WithFix("%s", c.fix())
+	case strings.Contains(text, "plugin exited before we could connect") ||
+		strings.Contains(text, "Failed to read any lines from plugin's stdout"):
+		return helper.Wrap(helper.KindUnavailable, err, c.withLine(fmt.Sprintf("%s exited before it was ready", c.target))).
+			WithFix("%s", c.fix())
 	case strings.Contains(text, "Unrecognized remote plugin message"):
+		// Never show what it printed: an unknown program's stdout may be
+		// a token.
 		return helper.Wrap(helper.KindConfig, err, c.withLine(fmt.Sprintf("%s does not speak the tokenhelper plugin protocol", c.target))).
 			WithFix("is it a tokenhelper plugin? plugins are built with tokenhelper's plugins/sdk (docs/plugins.md)")
 	}

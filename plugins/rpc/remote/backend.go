@@ -264,7 +264,7 @@ func (b *Backend) call(ctx context.Context, c *Call, stderr io.Writer) (*Reply, 
 		waitErr, stopped = b.stop(ctx, cmd, done)
 	}
 	var r Reply
-	if out.Len() > 0 && json.Unmarshal(out.Bytes(), &r) == nil && (r.Error != nil || r.Token != nil || r.Status != nil || r.Info != nil) {
+	if len(out.Bytes()) > 0 && json.Unmarshal(out.Bytes(), &r) == nil && (r.Error != nil || r.Token != nil || r.Status != nil || r.Info != nil) {
 		if r.Error != nil {
 			return nil, r.Error.Err()
 		}
@@ -320,18 +320,21 @@ func (b *Backend) ctxError(ctx context.Context, timeout time.Duration) error {
 
 // limitedBuffer keeps at most max bytes and remembers that more came.
 type limitedBuffer struct {
-	bytes.Buffer
+	buf  bytes.Buffer // not embedded: io.Copy would use its ReadFrom and bypass the limit
 	max  int
 	over bool
 }
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if room := l.max - l.Len(); len(p) > room {
+	if room := l.max - l.buf.Len(); len(p) > room {
 		l.over = true
 		if room > 0 {
-			l.Buffer.Write(p[:room])
+			l.buf.Write(p[:room])
 		}
 		return len(p), nil
 	}
-	return l.Buffer.Write(p)
+	return l.buf.Write(p)
 }
+
+// Bytes returns what was kept.
+func (l *limitedBuffer) Bytes() []byte { return l.buf.Bytes() }

@@ -85,7 +85,7 @@ func SafeLine(s string, secrets ...string) string {
 	}
 	s = jwtLike().ReplaceAllString(s, "[redacted]")
 	s = longWord().ReplaceAllStringFunc(s, func(w string) string {
-		if strings.HasPrefix(w, "/") || strings.Count(w, "/") > 1 {
+		if strings.HasPrefix(w, "/") && !strings.ContainsAny(w, "+=") {
 			return w // a path, not a token
 		}
 		return "[redacted]"
