@@ -55,12 +55,12 @@ func TestErrorRoundTrip(t *testing.T) {
 
 func TestClean(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                        "",
-		"one\ntwo\r\nthree":       "one two three",
+		"":                         "",
+		"one\ntwo\r\nthree":        "one two three",
 		"bell\x07 and \x1b[1m esc": "bell and [1m esc",
-		"bad \xff utf8":           "bad ? utf8",
-		"  spaced   out  ":        "spaced out",
-		"line\u2028sep":           "line sep",
+		"bad \xff utf8":            "bad ? utf8",
+		"  spaced   out  ":         "spaced out",
+		"line\u2028sep":            "line sep",
 	} {
 		if got := Clean(in); got != want {
 			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
