@@ -79,33 +79,76 @@ func (p *Process) ExitErr() error {
 func (p *Process) Output() string { return p.out.String() }
 
 // Stop sends SIGTERM to the process group, waits up to grace for the
-// process to exit, then sends SIGKILL and waits for it. It is safe to call
-// more than once and after the process exited.
+// process to exit, then sends SIGKILL to what is left of the group and
+// waits until no process of the group runs. It is safe to call more than
+// once and after the process exited.
 func (p *Process) Stop(grace time.Duration) error {
 	var err error
 	p.stop.Do(func() {
+		pid := p.PID()
 		select {
 		case <-p.done:
-			return
+			if !groupAlive(pid) {
+				return // exited, and nothing of its group is left
+			}
 		default:
 		}
-		pid := p.PID()
 		syscall.Kill(-pid, syscall.SIGTERM)
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
 		case <-p.done:
-			return
 		case <-t.C:
 		}
-		syscall.Kill(-pid, syscall.SIGKILL)
+		if groupAlive(pid) {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
 		select {
 		case <-p.done:
 		case <-time.After(10 * time.Second):
 			err = fmt.Errorf("%s (pid %d) did not exit after SIGKILL", p.Name, pid)
+			return
+		}
+		// Other members of the group are not our children: poll.
+		deadline := time.Now().Add(10 * time.Second)
+		for delay := time.Millisecond; groupAlive(pid); delay = min(2*delay, 100*time.Millisecond) {
+			if time.Now().After(deadline) {
+				err = fmt.Errorf("processes of %s's group (%d) survived SIGKILL", p.Name, pid)
+				return
+			}
+			time.Sleep(delay)
 		}
 	})
 	return err
+}
+
+// groupAlive reports whether a process of process group pgid runs (zombies
+// do not count).
+func groupAlive(pgid int) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		// f[0] state (field 3), f[2] pgrp (field 5).
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && pid > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // tail keeps the last max bytes written to it.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +52,54 @@ type record struct {
 	OwnerStart uint64       `json:"owner_start"`
 	Processes  []recordProc `json:"processes"`
 	CAFiles    []string     `json:"ca_files"`
+	PIDFiles   []PIDFile    `json:"pid_files"`
+}
+
+// PIDFile names a process started by something the run ran (a shell
+// script's background job) through the file its pid is written to.
+type PIDFile struct {
+	// Path of the file holding the pid (it may not exist yet).
+	Path string `json:"path"`
+	// Command is the process's name (/proc/PID/comm): a pid in the file
+	// is only signalled when it names a process called this, so a stale
+	// file never hits an unrelated process.
+	Command string `json:"command"`
+}
+
+// pid returns the live process the file names, or 0.
+func (f PIDFile) pid() int {
+	b, err := os.ReadFile(f.Path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 || !alive(pid, 0) {
+		return 0
+	}
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil || strings.TrimSpace(string(comm)) != f.Command {
+		return 0
+	}
+	return pid
+}
+
+// stop stops the process the file names, if it still runs: SIGTERM, then
+// SIGKILL after grace. It reports whether there was one.
+func (f PIDFile) stop(grace time.Duration) bool {
+	pid := f.pid()
+	if pid == 0 {
+		return false
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for delay := 10 * time.Millisecond; f.pid() == pid; delay = min(2*delay, 200*time.Millisecond) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			deadline = time.Now().Add(grace)
+		}
+		time.Sleep(delay) // the process is not our child: poll for it to go
+	}
+	return true
 }
 
 type recordProc struct {
@@ -150,6 +199,24 @@ func (r *Run) TrustCA(name string, certPEM []byte) (string, error) {
 	return path, nil
 }
 
+// WatchPIDFile records a pid file: Close (or RecoverStale after a killed
+// run) stops the process it names, if it runs.
+func (r *Run) WatchPIDFile(f PIDFile) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rec.PIDFiles = append(r.rec.PIDFiles, f)
+	return r.save()
+}
+
+// RecordCA records a CA file that something the run executes will put in
+// the trust store, so that Close (or RecoverStale) takes it out again.
+func (r *Run) RecordCA(path string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rec.CAFiles = append(r.rec.CAFiles, path)
+	return r.save()
+}
+
 // OnClose registers f to run at Close, after the processes have stopped
 // (last registered, first run).
 func (r *Run) OnClose(f func() error) {
@@ -169,10 +236,13 @@ func (r *Run) Close() error {
 		return nil
 	}
 	r.closed = true
-	procs, closers, cas := r.procs, r.closers, r.rec.CAFiles
+	procs, closers, cas, pidFiles := r.procs, r.closers, r.rec.CAFiles, r.rec.PIDFiles
 	r.mu.Unlock()
 
 	var errs []error
+	for i := len(pidFiles) - 1; i >= 0; i-- {
+		pidFiles[i].stop(5 * time.Second)
+	}
 	for i := len(procs) - 1; i >= 0; i-- {
 		if err := procs[i].Stop(5 * time.Second); err != nil {
 			errs = append(errs, err)
@@ -230,6 +300,11 @@ func RecoverStale(tmp string, trust TrustStore) ([]string, error) {
 				syscall.Kill(-p.PID, syscall.SIGKILL)
 				syscall.Kill(p.PID, syscall.SIGKILL)
 				done = append(done, fmt.Sprintf("killed %s (pid %d) left by run %s", p.Name, p.PID, dir))
+			}
+		}
+		for _, f := range rec.PIDFiles {
+			if f.stop(5 * time.Second) {
+				done = append(done, fmt.Sprintf("stopped %s (from %s) left by run %s", f.Command, f.Path, dir))
 			}
 		}
 		for _, ca := range rec.CAFiles {

@@ -257,18 +257,14 @@ func setup(t *testing.T) *suite {
 	}
 	s.home, s.runtime, s.tokens, s.work = run.Path("home"), run.Path("runtime"), run.Path("tokens"), run.Path("work")
 
-	// The tokenhelper binary the tools run.
-	s.bin = os.Getenv("TOKENHELPER_BIN")
-	if s.bin == "" {
-		s.bin = run.Path("bin", "tokenhelper")
-		build := exec.CommandContext(ctx, "go", "build", "-o", s.bin, "github.com/tokenhelper/tokenhelper/cmd/tokenhelper")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build tokenhelper: %v\n%s", err, out)
-		}
-		step("go build tokenhelper")
-	} else if s.bin, err = filepath.Abs(s.bin); err != nil {
-		t.Fatal(err)
+	// The binaries the tools and the documentation run.
+	s.bin = run.Path("bin", "tokenhelper")
+	build := exec.CommandContext(ctx, "go", "build", "-o", run.Path("bin")+"/",
+		"github.com/tokenhelper/tokenhelper/cmd/tokenhelper", "github.com/tokenhelper/tokenhelper/cmd/tokenhelper-testbed")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	step("go build tokenhelper tokenhelper-testbed")
 
 	// The identity provider, over https, its CA trusted system-wide.
 	tb, err := testbed.New(testbed.Options{
@@ -329,9 +325,6 @@ func setup(t *testing.T) *suite {
 		"GFAL_PYTHONBIN=/usr/bin/python3",
 		passphraseVar + "=" + randomHex(16),
 		"LANG=C",
-	}
-	if filepath.Base(s.bin) != "tokenhelper" {
-		t.Fatalf("TOKENHELPER_BIN must name a file called tokenhelper, not %s", s.bin)
 	}
 
 	// The file profile's token: issued by the provider, kept in a file.

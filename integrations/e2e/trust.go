@@ -61,11 +61,10 @@ func (s TrustStore) Install(name string, certPEM []byte) (string, error) {
 	if block, _ := pem.Decode(certPEM); block == nil || block.Type != "CERTIFICATE" {
 		return "", errors.New("trust store: not a PEM certificate")
 	}
-	start, err := processStart(os.Getpid())
+	path, err := s.FileName(name)
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(s.LocalDir, fmt.Sprintf("%s%d-%d-%s.crt", caPrefix, os.Getpid(), start, name))
 	unlock, err := s.lock()
 	if err != nil {
 		return "", err
@@ -84,6 +83,17 @@ func (s TrustStore) Install(name string, certPEM []byte) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// FileName is the path Install uses for name: in LocalDir, named after
+// this process so that RecoverStale can tell when it is stale. A script
+// that installs a CA itself should be given this path.
+func (s TrustStore) FileName(name string) (string, error) {
+	start, err := processStart(os.Getpid())
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.LocalDir, fmt.Sprintf("%s%d-%d-%s.crt", caPrefix, os.Getpid(), start, name)), nil
 }
 
 // Remove takes a CA file installed by Install out of the trust store: the

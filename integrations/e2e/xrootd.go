@@ -90,7 +90,9 @@ type ConfigValues struct {
 	// LocalRoot is oss.localroot; AdminPath holds the admin socket and
 	// the pid file.
 	LocalRoot, AdminPath string
-	RootPort, HTTPPort   int
+	// RootPort and HTTPPort are strings so the documentation can render
+	// the templates with shell variables ("$ROOT_PORT").
+	RootPort, HTTPPort string
 	// CertFile, KeyFile: the host certificate and key; CADir: hashed CA
 	// directory for xrd.tlsca.
 	CertFile, KeyFile, CADir string
@@ -226,7 +228,7 @@ func StartXRootD(ctx context.Context, run *Run, cfg XRootDConfig) (*XRootD, erro
 		}
 		xc, sc, err := RenderConfig(ConfigValues{
 			BasePath: cfg.BasePath, LocalRoot: x.LocalRoot, AdminPath: filepath.Join(dir, "admin"),
-			RootPort: x.RootPort, HTTPPort: x.HTTPPort,
+			RootPort: strconv.Itoa(x.RootPort), HTTPPort: strconv.Itoa(x.HTTPPort),
 			CertFile: certFile, KeyFile: keyFile, CADir: cfg.CADir,
 			SciTokensConfig: x.SciTokensConfig,
 			Audience:        x.Audience, IssuerName: cfg.IssuerName, Issuer: cfg.Issuer, User: cfg.User,
