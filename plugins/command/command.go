@@ -216,6 +216,11 @@ func run(ctx context.Context, cmd *exec.Cmd) error {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
+		if errors.Is(err, exec.ErrWaitDelay) {
+			// It exited successfully, but something it started in the
+			// background still holds stdout: what it printed is read.
+			return nil
+		}
 		return err
 	case <-ctx.Done():
 		killGroup(cmd)
@@ -307,7 +312,7 @@ func optionVar(k string) string {
 type output struct {
 	AccessToken *string         `json:"access_token"`
 	TokenType   string          `json:"token_type"`
-	ExpiresIn   json.Number     `json:"expires_in"`
+	ExpiresIn   json.RawMessage `json:"expires_in"`
 	ExpiresAt   json.RawMessage `json:"expires_at"`
 	Issuer      string          `json:"issuer"`
 	Scope       string          `json:"scope"`
@@ -347,9 +352,9 @@ func (b *Backend) parse(out []byte) (*helper.Token, error) {
 				return nil, helper.Errorf(helper.KindUnavailable, "command %s printed an expires_at that is neither Unix seconds nor an RFC 3339 time", b.prog).WithFix("%s", fix)
 			}
 			tok.Expiry, expSet = t, true
-		case o.ExpiresIn != "":
-			f, err := o.ExpiresIn.Float64()
-			if err != nil || f < 0 || f > 1e9 {
+		case len(o.ExpiresIn) > 0 && string(o.ExpiresIn) != "null":
+			f, err := number(o.ExpiresIn)
+			if err != nil || f < 0 || f > 1e9 || math.IsNaN(f) {
 				return nil, helper.Errorf(helper.KindUnavailable, "command %s printed an expires_in that is not a number of seconds", b.prog).WithFix("%s", fix)
 			}
 			tok.Expiry, expSet = now.Add(time.Duration(f*float64(time.Second))), true
@@ -383,11 +388,23 @@ func (b *Backend) parse(out []byte) (*helper.Token, error) {
 	return tok, nil
 }
 
-func parseTime(raw json.RawMessage) (time.Time, error) {
+// number reads a JSON number, or a string holding one.
+func number(raw json.RawMessage) (float64, error) {
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err == nil {
-		f, err := n.Float64()
-		if err != nil || f < 0 || f > 1e11 {
+		return n.Float64()
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, err
+	}
+	return strconv.ParseFloat(strings.TrimSpace(s), 64)
+}
+
+// parseTime reads Unix seconds (number or string) or an RFC 3339 time.
+func parseTime(raw json.RawMessage) (time.Time, error) {
+	if f, err := number(raw); err == nil {
+		if f < 0 || f > 1e11 || math.IsNaN(f) {
 			return time.Time{}, errors.New("bad number")
 		}
 		sec, frac := math.Modf(f)
@@ -396,9 +413,6 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return time.Time{}, err
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 && n < 1e11 {
-		return time.Unix(n, 0), nil
 	}
 	return time.Parse(time.RFC3339, s)
 }
