@@ -66,7 +66,7 @@ func (b *Backend) Logout(ctx context.Context, req helper.LogoutRequest) error {
 	if rt != "" {
 		switch {
 		case a.Endpoints.Revocation == "":
-			b.say("%s offers no token revocation: the refresh token stays valid until it expires (%s).", a.Issuer, when(a.RefreshExpiry))
+			b.say("%s offers no token revocation: the refresh token stays valid %s.", a.Issuer, when(a.RefreshExpiry))
 		default:
 			err := p.revoke(ctx, a.Endpoints.Revocation, rt, "refresh_token", auth)
 			var oe *oauthError
@@ -74,7 +74,7 @@ func (b *Backend) Logout(ctx context.Context, req helper.LogoutRequest) error {
 			case err == nil:
 				b.say("Revoked the refresh token at %s.", a.Issuer)
 			case errors.As(err, &oe):
-				b.say("%s did not revoke the refresh token (%s); it stays valid until it expires (%s).", a.Issuer, orCode(oe), when(a.RefreshExpiry))
+				b.say("%s did not revoke the refresh token (%s); it stays valid %s.", a.Issuer, orCode(oe), when(a.RefreshExpiry))
 			default:
 				return unreachable(err, b, "revoke the refresh token")
 			}
@@ -133,9 +133,10 @@ func unreachable(err error, b *Backend, what string) error {
 		Fix: "retry later; or delete the local state only: tokenhelper logout --forget" + b.flag()}
 }
 
+// when says until when a token is valid.
 func when(t time.Time) string {
 	if t.IsZero() {
-		return "the provider did not say when"
+		return "until it expires (the provider did not say when)"
 	}
 	return "until " + t.UTC().Format("2006-01-02 15:04 UTC")
 }
