@@ -115,21 +115,20 @@ func (s *suite) testXrdcpDiscovery(t *testing.T) {
 	s.upDown(t, "", "roots", "roots", "home/alice/discovered.txt", "found through XDG_RUNTIME_DIR\n")
 }
 
-// testRclone: an rclone webdav remote on XrdHttp whose bearer_token_command
-// is `tokenhelper token -p alice` (rclone splits it on single spaces and
-// runs it without a shell).
+// testRclone: an rclone webdav remote on XrdHttp made by `tokenhelper
+// rclone-config` (the route's profile; its bearer_token_command is
+// tokenhelper token, which rclone splits on single spaces and runs without
+// a shell).
 func (s *suite) testRclone(t *testing.T) {
 	conf := filepath.Join(s.home, ".config", "rclone", "rclone.conf")
 	if err := os.MkdirAll(filepath.Dir(conf), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	remote := fmt.Sprintf(`[xrd]
-type = webdav
-url = %s
-vendor = other
-bearer_token_command = %s token -p %s
-`, s.xrd.URL("https", "home/alice"), s.bin, profileNative)
-	if err := os.WriteFile(conf, []byte(remote), 0o600); err != nil {
+	r := s.ok(t, cmd{args: s.tokenhelper("rclone-config", "xrd", s.xrd.URL("https", "home/alice"))})
+	if !strings.Contains(r.stdout, "bearer_token_command = "+s.bin+" token -p "+profileNative) || !strings.Contains(r.stdout, "vendor = other") {
+		t.Fatalf("rclone-config printed:\n%s", r.stdout)
+	}
+	if err := os.WriteFile(conf, []byte(r.stdout), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	local := s.writeFile(t, "rclone/one.txt", "copied by rclone\n")
@@ -137,7 +136,7 @@ bearer_token_command = %s token -p %s
 	if got := s.stored(t, "home/alice/rclone/one.txt"); got != "copied by rclone\n" {
 		t.Fatalf("server has %q", got)
 	}
-	r := s.ok(t, cmd{args: []string{"rclone", "lsf", "xrd:rclone"}})
+	r = s.ok(t, cmd{args: []string{"rclone", "lsf", "xrd:rclone"}})
 	if strings.TrimSpace(r.stdout) != "one.txt" {
 		t.Errorf("rclone lsf: %q", r.stdout)
 	}
