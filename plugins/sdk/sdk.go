@@ -94,6 +94,12 @@ func WithVersion(v string) Option { return func(o *options) { o.version = v } }
 // configured (tokenhelper plugin list).
 func WithPrototype(b helper.Backend) Option { return func(o *options) { o.prototype = b } }
 
+// withIO replaces the process's arguments, environment and output
+// (tests).
+func withIO(args []string, getenv func(string) string, stdout, stderr io.Writer) Option {
+	return func(o *options) { o.args, o.getenv, o.stdout, o.stderr = args, getenv, stdout, stderr }
+}
+
 // Serve serves b. If b implements Configurer it receives the profile
 // first. Serve returns when tokenhelper is done with the plugin; when the
 // executable is run by hand it prints its version (--version) or what it
