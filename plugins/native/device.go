@@ -40,6 +40,48 @@ type deviceAuthorization struct {
 	Interval                flexInt `json:"interval"`
 }
 
+// deviceCode is a checked device authorization response.
+type deviceCode struct {
+	deviceCode, userCode string
+	verify, complete     string // complete: "" when absent or unusable
+	lifetime, interval   time.Duration
+}
+
+// parseDeviceAuthorization checks a device authorization response: a
+// printable device code, a user code that is safe to show, an https
+// verification URI; lifetime and interval within bounds (defaults when
+// missing).
+func parseDeviceAuthorization(body []byte) (*deviceCode, error) {
+	var da deviceAuthorization
+	if err := json.Unmarshal(body, &da); err != nil {
+		return nil, helper.Errorf(helper.KindUnavailable, "the provider's device authorization answer is not valid JSON").WithFix("retry later")
+	}
+	if da.VerificationURI == "" {
+		da.VerificationURI = da.VerificationURL
+	}
+	verify, ok := userURL(da.VerificationURI)
+	userCode := clean(da.UserCode, 64)
+	if !ok || userCode == "" || !printableASCII(da.DeviceCode) || len(da.DeviceCode) > 4096 {
+		return nil, helper.Errorf(helper.KindUnavailable, "the provider's device authorization answer lacks a usable code or verification URI").
+			WithFix("retry later; if it persists, report it to the provider's administrators")
+	}
+	dc := &deviceCode{deviceCode: da.DeviceCode, userCode: userCode, verify: verify}
+	if c, ok := userURL(da.VerificationURIComplete); ok {
+		dc.complete = c
+	}
+	dc.lifetime = time.Duration(da.ExpiresIn) * time.Second
+	if dc.lifetime <= 0 {
+		dc.lifetime = defaultDeviceLifetime
+	}
+	dc.lifetime = min(dc.lifetime, maxDeviceLifetime)
+	dc.interval = time.Duration(da.Interval) * time.Second
+	if dc.interval <= 0 {
+		dc.interval = defaultPollInterval
+	}
+	dc.interval = min(dc.interval, maxPollInterval)
+	return dc, nil
+}
+
 // deviceView renders the device flow for a person: a live countdown
 // redrawn in place on a terminal, else one plain line per state change.
 type deviceView struct {
@@ -115,36 +157,18 @@ func (b *Backend) deviceFlow(ctx context.Context, p *provider, a *account, auth 
 	if status < 200 || status > 299 {
 		return nil, start, httpStatusError(status, body, "the device authorization endpoint")
 	}
-	var da deviceAuthorization
-	if err := json.Unmarshal(body, &da); err != nil {
-		return nil, start, helper.Errorf(helper.KindUnavailable, "the provider's device authorization answer is not valid JSON").WithFix("retry later")
+	da, err := parseDeviceAuthorization(body)
+	if err != nil {
+		return nil, start, err
 	}
-	if da.VerificationURI == "" {
-		da.VerificationURI = da.VerificationURL
-	}
-	verify, ok := userURL(da.VerificationURI)
-	userCode := clean(da.UserCode, 64)
-	if !ok || userCode == "" || !printableASCII(da.DeviceCode) || len(da.DeviceCode) > 4096 {
-		return nil, start, helper.Errorf(helper.KindUnavailable, "the provider's device authorization answer lacks a usable code or verification URI").
-			WithFix("retry later; if it persists, report it to the provider's administrators")
-	}
-	complete, hasComplete := userURL(da.VerificationURIComplete)
-	lifetime := time.Duration(da.ExpiresIn) * time.Second
-	if lifetime <= 0 {
-		lifetime = defaultDeviceLifetime
-	}
-	lifetime = min(lifetime, maxDeviceLifetime)
-	interval := time.Duration(da.Interval) * time.Second
-	if interval <= 0 {
-		interval = defaultPollInterval
-	}
-	interval = min(interval, maxPollInterval)
+	verify, userCode, complete, hasComplete := da.verify, da.userCode, da.complete, da.complete != ""
+	lifetime, interval := da.lifetime, da.interval
 	expires := start.Add(lifetime)
 
 	v := &deviceView{w: b.out(), live: b.terminal()}
 	b.showDeviceCode(v, a, verify, userCode, complete, hasComplete, lifetime)
 
-	pollForm := url.Values{"grant_type": {grantDeviceCode}, "device_code": {da.DeviceCode}}
+	pollForm := url.Values{"grant_type": {grantDeviceCode}, "device_code": {da.deviceCode}}
 	next := b.o.Now().Add(interval)
 	failures := 0
 	for {

@@ -103,7 +103,7 @@ type flexInt int64
 func (f *flexInt) UnmarshalJSON(b []byte) error {
 	s := strings.Trim(string(b), `"`)
 	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n < 0 || n > 1<<40 {
+	if err != nil || n < 0 || n > 1<<31 {
 		*f = 0
 		return nil
 	}
@@ -215,6 +215,13 @@ func (p *provider) token(ctx context.Context, endpoint string, form url.Values, 
 	if err != nil {
 		return nil, err
 	}
+	return decodeTokenAnswer(status, body)
+}
+
+// decodeTokenAnswer reads a token endpoint's answer: *oauthError for an
+// OAuth error response, a KindUnavailable *helper.Error for anything that
+// is not a usable bearer token response.
+func decodeTokenAnswer(status int, body []byte) (*tokenResponse, error) {
 	if oe := parseOAuthError(status, body, "token"); oe != nil {
 		return nil, oe
 	}
