@@ -84,6 +84,11 @@ type Harness struct {
 	Stall func(t *testing.T) (restore func())
 	// Concurrency is the number of simultaneous calls (default 8).
 	Concurrency int
+	// ShortTokens, when set, is why the backend may hand out a token that
+	// expires within the request's min-valid (a known gap: tokenhelper's
+	// CLI refuses such a token itself). The MinValid test is then skipped
+	// with this reason, so the gap stays visible in the test output.
+	ShortTokens string
 	// DeadlineSlack is how long after a deadline a call may still take to
 	// return (default 3 s: an isolated backend's plugin is killed and
 	// reaped in that time).
@@ -384,6 +389,9 @@ func (s *suite) testAudience(t *testing.T) {
 }
 
 func (s *suite) testMinValid(t *testing.T) {
+	if s.h.ShortTokens != "" {
+		t.Skip("known gap: " + s.h.ShortTokens)
+	}
 	be := s.backend(t)
 	s.token(t, be, s.request()) // a token exists: the refusal below is about min-valid
 	req := s.request()
@@ -422,6 +430,9 @@ func (s *suite) testExpiredContext(t *testing.T) {
 	if err == nil {
 		s.checkToken(t, tok, s.request())
 		return
+	}
+	if errors.Is(err, context.Canceled) && !errors.As(err, new(*helper.Error)) {
+		return // the CLI reports a bare context error as interrupted
 	}
 	s.checkError(t, err, "Token with a cancelled context")
 }
