@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/tokenhelper/tokenhelper/integrations/testbed"
 	"github.com/tokenhelper/tokenhelper/plugins/conformance"
 	"github.com/tokenhelper/tokenhelper/plugins/oidcagent"
+	"github.com/tokenhelper/tokenhelper/plugins/rpc"
 )
 
 // needTool returns the path of an external tool. Missing, the test fails
@@ -188,3 +190,25 @@ func TestCommandPluginOIDCToken(t *testing.T) {
 // OIDCTokenCommand is the command docs/plugins.md recommends for
 // oidc-agent users: scopes, audiences, min-valid and force passed on.
 const OIDCTokenCommand = `oidc-token ${TOKENHELPER_SCOPES:+--scope="$TOKENHELPER_SCOPES"} ${TOKENHELPER_AUDIENCES:+--aud="$TOKENHELPER_AUDIENCES"} --time="$TOKENHELPER_MIN_VALID" $( [ "$TOKENHELPER_FORCE" = 1 ] && echo --force-new ) wlcg`
+
+// docs/plugins.md recommends the command tested here and names the
+// handshake's magic cookie.
+func TestDocsMatchCode(t *testing.T) {
+	root, err := conformance.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "plugins.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"command = '" + OIDCTokenCommand + "'",
+		"`" + rpc.Handshake.MagicCookieKey + "=" + rpc.Handshake.MagicCookieValue + "`",
+		fmt.Sprintf("protocol version **%d**", rpc.ProtocolVersion),
+	} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/plugins.md lacks %s", want)
+		}
+	}
+}

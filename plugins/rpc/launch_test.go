@@ -75,7 +75,7 @@ func testPlugin(mode string) {
 	}})
 }
 
-func launch(t *testing.T, mode string, start time.Duration) (*rpc.Conn, error) {
+func launch(t testing.TB, mode string, start time.Duration) (*rpc.Conn, error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), envMode+"="+mode)
