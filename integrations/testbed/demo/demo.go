@@ -48,6 +48,8 @@ type Options struct {
 	StepTimeout time.Duration
 	// User approves the device flow (default "alice").
 	User string
+	// Env is added to the environment of every command (tests).
+	Env []string
 }
 
 // Run runs the tour. It returns the first failure.
@@ -142,6 +144,7 @@ func (d *tour) run(ctx context.Context) error {
 		"LANG=C.UTF-8",
 		"DEMO_PASSPHRASE=" + hex.EncodeToString(pass),
 	}
+	d.env = append(d.env, d.o.Env...)
 
 	d.printf("tokenhelper demo: a loopback IAM, a WLCG storage and the real tokenhelper, step by step.\n")
 	d.printf("Everything lives in %s ($DEMO below)%s.\n", d.dir, map[bool]string{true: " and is kept", false: " and is removed at the end"}[d.o.Keep || d.o.Dir != ""])
