@@ -773,3 +773,37 @@ func TestLostRotationIsReported(t *testing.T) {
 		t.Error("the redeemed refresh token was kept")
 	}
 }
+
+// A provider that refuses the token exchange grant at registration gets a
+// second request without it.
+func TestRegistrationWithoutExchangeFallback(t *testing.T) {
+	e := newEnv(t, testbed.Options{})
+	e.inject(testbed.EndpointRegistration, testbed.OAuthError("invalid_client_metadata").Once())
+	e.register()
+	if n := e.tb.Counters().Endpoint(testbed.EndpointRegistration); n != 2 {
+		t.Errorf("%d registration requests, want 2", n)
+	}
+	if g := e.account()["grant_types"].([]any); len(g) != 2 {
+		t.Errorf("grants %v, want device code and refresh token", g)
+	}
+	if !strings.Contains(e.ui.Output(), "refused the token exchange grant") {
+		t.Errorf("output %q", e.ui.Output())
+	}
+}
+
+// When storing the profile fails after the client was registered, the
+// registration is undone: client deleted at the provider, no local state.
+func TestRegistrationUndone(t *testing.T) {
+	e := newEnv(t, testbed.Options{})
+	_, err := e.backend().Register(context.Background(), native.Registration{
+		Saved: func() error { return helper.Errorf(helper.KindConfig, "cannot write the config file") },
+	}, e.request())
+	wantKind(t, err, helper.KindConfig)
+	c := e.tb.Counters()
+	if c.Endpoint(testbed.EndpointRegistration) != 2 || c.Endpoint(testbed.EndpointDeviceAuthorization) != 0 {
+		t.Errorf("registration %d (want create + delete), device authorization %d", c.Endpoint(testbed.EndpointRegistration), c.Endpoint(testbed.EndpointDeviceAuthorization))
+	}
+	if _, err := os.Stat(filepath.Dir(e.accountPath())); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state left behind: %v", err)
+	}
+}

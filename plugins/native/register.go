@@ -283,7 +283,7 @@ func unlockFor(d time.Duration) string {
 }
 
 // registerClient registers a client (RFC 7591) for flow, with the token
-// exchange grant too when the provider offers it and the profile uses it.
+// exchange grant too when the provider offers it.
 // A provider that refuses the exchange grant gets a second request
 // without it.
 func (b *Backend) registerClient(ctx context.Context, p *provider, md *Metadata, r Registration, flow string) (*registrationResponse, error) {
@@ -296,7 +296,9 @@ func (b *Backend) registerClient(ctx context.Context, p *provider, md *Metadata,
 		// for the device flow and let the administrator add it.
 		grants = append([]string{grantDeviceCode}, grants...)
 	}
-	withExchange := b.p.Exchange && md.SupportsGrant(grantTokenExchange)
+	// Token exchange where the provider offers it (so exchange = true works
+	// later without registering again), or where the profile uses it.
+	withExchange := slices.Contains(md.GrantTypes, grantTokenExchange) || (b.p.Exchange && md.SupportsGrant(grantTokenExchange))
 	if withExchange {
 		grants = append(grants, grantTokenExchange)
 	}
