@@ -111,11 +111,14 @@ type Renewer struct {
 	// Jitter is the largest random advance of a renewal, as a fraction of
 	// the lifetime; negative means none.
 	Jitter float64
-	// MinRetry and MaxRetry bound the backoff after a failure.
+	// MinRetry and MaxRetry bound the backoff after a failure. For
+	// short-lived tokens they shrink to a twentieth and a quarter of the
+	// lifetime.
 	MinRetry, MaxRetry time.Duration
 	// MaxSleep is the longest Run waits before it looks at its files
 	// again (a suspended laptop does not advance monotonic timers, and a
-	// tmp cleaner may remove a file).
+	// tmp cleaner may remove a file); at most a quarter of the shortest
+	// token lifetime.
 	MaxSleep time.Duration
 	// UnknownExpiryInterval is how often a token whose expiry is unknown
 	// (not a JWT) is replaced.
@@ -209,15 +212,20 @@ func (s *state) label() string {
 	return s.path + " (" + s.out.Name + ")"
 }
 
-// adopt records tok as the file's token.
+// adopt records (a copy of) tok as the file's token. The JWT's exp wins
+// when it is earlier than the expiry the source reported: that is what a
+// storage checks, and an expiry computed from expires_in can be up to a
+// second later (exp is in whole seconds), or belong to another token
+// (oidc-agent with scope or audience reports the default token's).
 func (r *Renewer) adopt(s *state, tok *helper.Token, now time.Time) {
-	s.tok = tok
+	t := *tok
+	s.tok = &t
 	s.obtained = now
 	s.iat = time.Time{}
-	if info, err := jwtinfo.Parse(tok.AccessToken); err == nil && info.IsJWT {
+	if info, err := jwtinfo.Parse(t.AccessToken); err == nil && info.IsJWT {
 		s.iat = info.IssuedAt
-		if tok.Expiry.IsZero() {
-			tok.Expiry = info.Expiry
+		if !info.Expiry.IsZero() && (t.Expiry.IsZero() || info.Expiry.Before(t.Expiry)) {
+			t.Expiry = info.Expiry
 		}
 	}
 }
@@ -307,14 +315,28 @@ func (r *Renewer) renew(ctx context.Context, s *state, once bool) error {
 	s.expiredLogged = false
 	r.adopt(s, tok, now)
 	s.next = r.renewAt(s, r.rand())
-	if minNext := now.Add(orDefault(r.MinRetry, DefaultMinRetry)); s.next.Before(minNext) {
-		s.next = minNext
+	if minR, _ := r.retryBounds(s); s.next.Before(now.Add(minR)) {
+		s.next = now.Add(minR)
 	}
-	r.info("renewed %s: %s, %s", s.label(), helper.Fingerprint(tok.AccessToken), describeValidity(tok, now))
+	r.info("renewed %s: %s, %s", s.label(), helper.Fingerprint(tok.AccessToken), describeValidity(s.tok, now))
 	if r.OnRenew != nil {
 		r.OnRenew(s.out, tok)
 	}
 	return nil
+}
+
+// retryBounds are MinRetry and MaxRetry for s, scaled down for
+// short-lived tokens (at most L/20 and L/4, not below 100 ms).
+func (r *Renewer) retryBounds(s *state) (time.Duration, time.Duration) {
+	minR := orDefault(r.MinRetry, DefaultMinRetry)
+	maxR := max(orDefault(r.MaxRetry, DefaultMaxRetry), minR)
+	if s.tok != nil && !s.tok.Expiry.IsZero() {
+		if l := r.lifetime(s); l > 0 {
+			minR = min(minR, max(l/20, 100*time.Millisecond))
+			maxR = min(maxR, max(l/4, minR))
+		}
+	}
+	return minR, maxR
 }
 
 // permanent reports errors that waiting a few seconds does not cure: the
@@ -331,8 +353,7 @@ func permanent(err error) bool {
 // failed schedules the next attempt after a failure and logs it.
 func (r *Renewer) failed(s *state, err error, now time.Time, once bool) {
 	s.failures++
-	minR := orDefault(r.MinRetry, DefaultMinRetry)
-	maxR := max(orDefault(r.MaxRetry, DefaultMaxRetry), minR)
+	minR, maxR := r.retryBounds(s)
 	delay := maxR
 	if !permanent(err) && s.failures < 32 {
 		delay = min(minR<<(s.failures-1), maxR)
@@ -443,7 +464,6 @@ func (r *Renewer) Run(ctx context.Context, outs []Output) error {
 		s.next = r.renewAt(s, r.rand()) // zero (due now) without a token
 		states[i] = s
 	}
-	maxSleep := orDefault(r.MaxSleep, DefaultMaxSleep)
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -460,7 +480,7 @@ func (r *Renewer) Run(ctx context.Context, outs []Output) error {
 				_ = r.renew(ctx, s, false)
 			}
 		}
-		next := now.Add(maxSleep)
+		next := now.Add(r.maxSleep(states))
 		for _, s := range states {
 			if s.next.Before(next) {
 				next = s.next
@@ -472,6 +492,20 @@ func (r *Renewer) Run(ctx context.Context, outs []Output) error {
 		case <-r.clock().After(max(next.Sub(r.now()), 0)):
 		}
 	}
+}
+
+// maxSleep is MaxSleep, at most a quarter of the shortest known token
+// lifetime (not below 100 ms).
+func (r *Renewer) maxSleep(states []*state) time.Duration {
+	d := orDefault(r.MaxSleep, DefaultMaxSleep)
+	for _, s := range states {
+		if s.tok != nil && !s.tok.Expiry.IsZero() {
+			if l := r.lifetime(s); l > 0 {
+				d = min(d, max(l/4, 100*time.Millisecond))
+			}
+		}
+	}
+	return d
 }
 
 // check looks at the file between renewals: a missing or stale file gets

@@ -151,6 +151,11 @@ func TestTestbedDaemon(t *testing.T) {
 	}
 	// Wait until the old token has expired: the file still holds it.
 	time.Sleep(time.Until(mustExpiry(t, strings.TrimSpace(string(last)))) + 100*time.Millisecond)
+	// One more failed attempt after the expiry.
+	n := tb.Counters().Faults[testbed.EndpointToken]
+	if err := tb.WaitCounters(ctx, func(c testbed.Counters) bool { return c.Faults[testbed.EndpointToken] > n }); err != nil {
+		t.Fatalf("no retry after the token expired: %v", err)
+	}
 	if now, err := os.ReadFile(path); err != nil || string(now) != string(last) {
 		t.Fatalf("the file changed or vanished while the provider was down: %v", err)
 	}
