@@ -19,7 +19,10 @@ import (
 	"time"
 
 	"github.com/tokenhelper/tokenhelper/helper"
+	"github.com/tokenhelper/tokenhelper/helper/config"
 	"github.com/tokenhelper/tokenhelper/plugins/conformance"
+	"github.com/tokenhelper/tokenhelper/plugins/rpc"
+	"github.com/tokenhelper/tokenhelper/plugins/rpc/remote"
 	"github.com/tokenhelper/tokenhelper/plugins/sdk"
 )
 
@@ -293,5 +296,34 @@ func TestIsolatedAndMissing(t *testing.T) {
 	r = w.run("", "token", "-p", "iso")
 	if r.code != 3 || !strings.Contains(r.stderr, "tokenhelper-pluginhost is not installed at /nonexistent/tokenhelper-pluginhost") {
 		t.Errorf("missing companion: %+v", r)
+	}
+}
+
+// The hidden `tokenhelper plugin serve NAME` serves a built-in over
+// go-plugin, as Packer's re-executed binary does.
+func TestPluginServe(t *testing.T) {
+	w := newWorld(t)
+	tok := filepath.Join(w.home, "token")
+	w.write(tok, 0o600, fakeJWT(time.Hour)+"\n")
+	cmd := exec.Command(w.bins.Tokenhelper, "plugin", "serve", "file")
+	cmd.Env = w.env
+	c, err := rpc.Launch(rpc.LaunchConfig{Target: remote.Target{Name: "file", Builtin: true}, Cmd: cmd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Backend.Configure(ctx, rpc.Config{Profile: &config.Profile{Name: "f", Backend: "file", TokenFile: tok}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Backend.Token(ctx, helper.Request{Profile: "f", MinValid: time.Minute})
+	if err != nil || got.Source != tok {
+		t.Fatalf("Token = %v, %v", got, err)
+	}
+	if r := w.run("", "plugin", "serve", "file"); r.code != 1 || !strings.Contains(r.stderr, "This binary is a plugin") {
+		t.Errorf("serve run by hand: %+v", r)
+	}
+	if r := w.run("", "plugin", "serve", "nope"); r.code != 2 || !strings.Contains(r.stderr, `no built-in backend "nope"`) {
+		t.Errorf("serve nope: %+v", r)
 	}
 }
