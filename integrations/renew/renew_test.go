@@ -490,3 +490,28 @@ func (b *blockingSource) source(ctx context.Context, _ time.Duration) (*helper.T
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
+
+// TestJWTExpiryWins: a source that reports an expiry later than the JWT's
+// exp (expires_in counted from before the request; exp in whole seconds)
+// is scheduled by exp, which is what a storage checks.
+func TestJWTExpiryWins(t *testing.T) {
+	r := &Renewer{Jitter: -1}
+	s := r.newState(&Output{Path: "/x"})
+	tok := mint(t, t0, 30*time.Minute, "j")
+	reported := *tok
+	reported.Expiry = tok.Expiry.Add(900 * time.Millisecond)
+	r.adopt(s, &reported, t0)
+	if !s.tok.Expiry.Equal(tok.Expiry) {
+		t.Fatalf("expiry %s, want the JWT's %s", s.tok.Expiry, tok.Expiry)
+	}
+	if reported.Expiry.Equal(tok.Expiry) {
+		t.Fatal("adopt changed the caller's token")
+	}
+	// An earlier reported expiry is kept.
+	early := *tok
+	early.Expiry = tok.Expiry.Add(-time.Minute)
+	r.adopt(s, &early, t0)
+	if !s.tok.Expiry.Equal(early.Expiry) {
+		t.Fatalf("expiry %s, want the earlier reported %s", s.tok.Expiry, early.Expiry)
+	}
+}
