@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenhelper/tokenhelper/helper"
@@ -68,6 +69,8 @@ type Backend struct {
 	p  *config.Profile
 	o  Options
 	st store
+
+	mu sync.Mutex
 	hc *http.Client
 }
 
@@ -151,6 +154,8 @@ func (b *Backend) httpClient() (*http.Client, error) {
 	if b.o.HTTPClient != nil {
 		return b.o.HTTPClient, nil
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.hc == nil {
 		hc, err := httpclient.New(httpclient.Options{CAFile: b.p.CAFile, Timeout: b.p.Timeout.D()})
 		if err != nil {

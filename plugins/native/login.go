@@ -259,11 +259,15 @@ func (b *Backend) storeSession(ctx context.Context, sl *sealer, tr *tokenRespons
 		}
 	}
 	sub, user := subjectOf(tr)
+	granted := strings.Fields(tr.Scope)
+	if len(granted) == 0 { // the provider did not say: what was asked for
+		granted = b.grantScopes()
+	}
 	return b.updateAccount(ctx, func(a *account) {
 		a.Secrets.RefreshToken = sealed
 		a.RefreshExpiry = refreshExpiry(tr, start)
 		a.Flow = flow
-		a.Scopes = strings.Fields(tr.Scope)
+		a.Scopes = granted
 		a.Subject, a.Username = sub, user
 		a.LoggedInAt = start.UTC()
 		a.RefreshedAt = time.Time{}

@@ -126,7 +126,15 @@ func (p *provider) do(ctx context.Context, req *http.Request, what string) (int,
 	req = req.WithContext(ctx)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "tokenhelper")
-	resp, err := p.hc.Do(req)
+	hc := p.hc
+	if req.Method != http.MethodGet {
+		// Never follow a redirect with secrets in the body (307/308 resend
+		// it): a redirect is an answer, reported as unexpected.
+		c := *p.hc
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		hc = &c
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, nil, p.netError(ctx, req.URL, what, err)
 	}

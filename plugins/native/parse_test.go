@@ -1,8 +1,12 @@
 package native
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +253,25 @@ func checkShowable(t *testing.T, s string) {
 	}
 	if !utf8.ValidString(s) {
 		t.Fatalf("%q is not valid UTF-8", s)
+	}
+}
+
+// A token endpoint that redirects does not get the refresh token resent
+// elsewhere (307/308 would replay the body).
+func TestNoRedirectWithSecrets(t *testing.T) {
+	hit := false
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit = true }))
+	defer elsewhere.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/token", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	p := &provider{hc: srv.Client(), issuer: srv.URL, now: time.Now}
+	_, err := p.token(context.Background(), srv.URL+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"RT"}}, &clientAuth{ID: "c", Secret: "s", Method: authBasic})
+	if helper.KindOf(err) != helper.KindUnavailable || !strings.Contains(err.Error(), "HTTP 307") {
+		t.Errorf("err %v", err)
+	}
+	if hit {
+		t.Error("the request was replayed to the redirect target")
 	}
 }
