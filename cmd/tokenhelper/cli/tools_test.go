@@ -774,3 +774,38 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSystemdUnitCommands: the commands in integrations/systemd's units are
+// valid tokenhelper command lines: with a [[renew]] entry the oneshot's
+// command writes the discovery file; without one both refuse with exit 3.
+func TestSystemdUnitCommands(t *testing.T) {
+	w := newWorld(t, testbed.Options{})
+	for _, unit := range []string{"tokenhelper-renew.service", "tokenhelper-renew-once.service"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "..", "integrations", "systemd", unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var args []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "ExecStart=/usr/bin/env tokenhelper "); ok {
+				args = strings.Fields(v)
+			}
+		}
+		if len(args) == 0 {
+			t.Fatalf("%s: no ExecStart=/usr/bin/env tokenhelper ...", unit)
+		}
+		if _, errOut, code := w.exec("", "tokenhelper", args...); code != 3 || !strings.Contains(errOut, "nothing to renew") {
+			t.Fatalf("%s: tokenhelper %q without [[renew]]: exit %d, %q", unit, args, code, errOut)
+		}
+		if unit == "tokenhelper-renew-once.service" {
+			src := filepath.Join(w.dir, "src.jwt")
+			tok := w.writeToken(src, []string{"storage.read:/"}, time.Hour)
+			w.appendConfig(fmt.Sprintf("[profiles.site]\nbackend = \"file\"\ntoken_file = %q\n\n[[renew]]\nprofile = \"site\"", src))
+			w.must("", "tokenhelper", args...)
+			got, err := os.ReadFile(filepath.Join(w.run, "bt_u"+strconv.Itoa(os.Geteuid())))
+			if err != nil || strings.TrimSpace(string(got)) != tok {
+				t.Fatalf("the discovery file after %q: %v", args, err)
+			}
+		}
+	}
+}
