@@ -218,3 +218,54 @@ func TestParseAgreesWithCurl(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectDropsHeader backs what docs/curl.md says about -L: curl
+// (≥ 7.58) does not send the config's Authorization header to the host a
+// redirect names, and --location-trusted (refused by Parse) would.
+func TestRedirectDropsHeader(t *testing.T) {
+	curlPath := requireTool(t, "curl", "curl")
+	var mu sync.Mutex
+	got := map[string]string{}
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.URL.Path] = r.Header.Get("Authorization")
+		mu.Unlock()
+	}))
+	defer other.Close()
+	// The same server under another name (localhost instead of 127.0.0.1).
+	otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, otherURL+r.URL.Path, http.StatusFound)
+	}))
+	defer origin.Close()
+	cfg, _ := Config("test-token")
+	for _, tc := range []struct {
+		extra []string
+		path  string
+		want  string
+	}{
+		{[]string{"-L"}, "/plain", ""},
+		{[]string{"--location-trusted"}, "/trusted", "Bearer test-token"},
+	} {
+		args := append([]string{"-sS", "-o", "/dev/null"}, tc.extra...)
+		args = append(args, origin.URL+tc.path)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, curlPath, append([]string{"-K", "-"}, args...)...)
+		cmd.Stdin = strings.NewReader(cfg)
+		cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "NO_PROXY=*"}
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("curl %q: %v\n%s", args, err, out)
+		}
+		mu.Lock()
+		h, reached := got[tc.path]
+		mu.Unlock()
+		if !reached || h != tc.want {
+			t.Fatalf("curl %q: the redirect target got Authorization %q (reached %v), want %q", tc.extra, h, reached, tc.want)
+		}
+	}
+	if _, err := Parse([]string{"--location-trusted", origin.URL}); err == nil {
+		t.Fatal("Parse accepts --location-trusted")
+	}
+}

@@ -809,3 +809,40 @@ func TestSystemdUnitCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestExecParentKilled: when tokenhelper exec is killed with SIGKILL (it
+// cannot forward anything), the command gets SIGTERM from the kernel
+// (Linux parent-death signal) instead of running on with a token file
+// nobody renews.
+func TestExecParentKilled(t *testing.T) {
+	w := newWorld(t, testbed.Options{})
+	src := filepath.Join(w.dir, "src.jwt")
+	w.writeToken(src, []string{"storage.read:/"}, time.Hour)
+	w.appendConfig(fmt.Sprintf("[profiles.site]\nbackend = \"file\"\ntoken_file = %q", src))
+	marker := filepath.Join(w.dir, "terminated")
+	c := w.command(context.Background(), "tokenhelper", "exec", "-p", "site", "--", "sh", "-c",
+		`trap 'echo term > `+marker+`; exit 0' TERM; echo ready; while :; do sleep 0.05; done`)
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("child said %q", line)
+	}
+	if err := c.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(marker); err == nil && string(b) == "term\n" {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatal("the command did not get SIGTERM within 10 s of tokenhelper's death")
+		}
+	}
+}
