@@ -17,6 +17,8 @@ func (a *app) commands() []*cobra.Command {
 		a.registerCommand(),
 		a.loginCommand(),
 		a.logoutCommand(),
+		a.passwdCommand(),
+		a.lockCommand(),
 		a.statusCommand(),
 		a.configCommand(),
 		a.pluginCommand(),
