@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,25 +17,45 @@ import (
 	"time"
 )
 
-// serverDoc is the page whose recipe testDocServer follows.
+// serverDoc is the page whose recipe testDocServer follows; toolDocs are
+// the pages whose "Try it on your machine" blocks run against that server,
+// between its step 6 and its clean-up.
 const serverDoc = "../../docs/xrootd-server.md"
+
+var toolDocs = []string{"../../docs/xrootd.md", "../../docs/gfal.md", "../../docs/davix.md", "../../docs/htcondor.md"}
 
 // testDocServer follows docs/xrootd-server.md as a new user would: its sh
 // blocks, in order, in one bash — its own test bed started with
 // `tokenhelper-testbed serve --https`, its CA installed and removed with
 // update-ca-certificates, the documented xrootd configuration, tokenhelper
-// register with the device flow, xrdcp and curl through tokenhelper, and the
-// page's clean-up. Only where things go (directories, ports, the CA file
-// name) is chosen by the test, through the variables the page lets you set.
+// register with the device flow, xrdcp and curl through tokenhelper — then
+// the sh blocks of the xrootd, gfal, davix and HTCondor pages, then the
+// server page's clean-up. Only where things go (directories, ports, the CA
+// file name) is chosen by the test, through the variables the page lets
+// you set.
 func (s *suite) testDocServer(t *testing.T) {
 	page, err := os.ReadFile(serverDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := ShellBlocks(string(page))
-	if len(blocks) < 6 {
-		t.Fatalf("%s has %d sh blocks; the recipe has more", serverDoc, len(blocks))
+	server := ShellBlocks(string(page))
+	if len(server) < 6 {
+		t.Fatalf("%s has %d sh blocks; the recipe has more", serverDoc, len(server))
 	}
+	blocks := append([]string{}, server[:len(server)-1]...)
+	for _, doc := range toolDocs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tool := ShellBlocks(string(b))
+		if len(tool) == 0 {
+			t.Fatalf("%s has no sh block to try", doc)
+		}
+		blocks = append(blocks, fmt.Sprintf("echo '=== %s'\n", filepath.Base(doc)))
+		blocks = append(blocks, tool...)
+	}
+	blocks = append(blocks, "echo '=== clean-up'\n", server[len(server)-1])
 	script := "set -euo pipefail\n" + strings.Join(blocks, "\n")
 
 	dir, err := s.run.Mkdir("doc")
@@ -98,7 +119,7 @@ func (s *suite) testDocServer(t *testing.T) {
 	c.Stdout, c.Stderr = &out, &out
 	start := time.Now()
 	err = c.Run()
-	t.Logf("bash: the %d sh blocks of %s: %.1fs", len(blocks), serverDoc, time.Since(start).Seconds())
+	t.Logf("bash: the sh blocks of %s and %d tool pages: %.1fs", serverDoc, len(toolDocs), time.Since(start).Seconds())
 	if err != nil {
 		t.Logf("xrootd log:\n%s", tailFile(filepath.Join(xrd, "xrootd.log"), 30))
 		var ee *exec.ExitError
@@ -116,6 +137,9 @@ func (s *suite) testDocServer(t *testing.T) {
 		"without a token: HTTP 403",
 		"hello from tokenhelper", // curl's GET of the uploaded file
 		"refused, as it should be",
+		"=== xrootd.md", "public data", // xrdfs cat with the /public token
+		"=== htcondor.md", "  input.dat", // the job's checksum line, read back with tokenhelper curl
+		"=== clean-up",
 	} {
 		if !strings.Contains(output, want) {
 			t.Errorf("the output lacks %q:\n%s", want, redact(output))

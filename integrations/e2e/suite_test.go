@@ -483,6 +483,16 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// envValue returns the KEY=value entry of the suite's environment.
+func (s *suite) envValue(key string) string {
+	for _, kv := range s.env {
+		if strings.HasPrefix(kv, key+"=") {
+			return kv
+		}
+	}
+	return ""
+}
+
 // waitFor polls cond (backing off to 100 ms) until it holds, p exits or
 // timeout passes.
 func waitFor(ctx context.Context, p *Process, timeout time.Duration, cond func() bool) error {
