@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -163,7 +164,11 @@ bearer_token_command, and an exec wrapper that keeps a token file fresh.`,
 		SilenceErrors:     true,
 		DisableAutoGenTag: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			bad := a.verboseFromEnv(cmd)
 			a.setupLogging()
+			if bad != "" {
+				a.log.Warn("ignoring " + EnvVerbose + ": not a number from 0 to 3")
+			}
 		},
 	}
 	root.SetVersionTemplate("tokenhelper {{.Version}}\n")
@@ -173,7 +178,7 @@ bearer_token_command, and an exec wrapper that keeps a token file fresh.`,
 	pf := root.PersistentFlags()
 	pf.StringVarP(&a.profileFlag, "profile", "p", "", "profile to use (default: $TOKENHELPER_PROFILE, then default_profile)")
 	pf.StringVar(&a.configFlag, "config", "", "configuration file (default: $TOKENHELPER_CONFIG, then $XDG_CONFIG_HOME/tokenhelper/config.toml)")
-	pf.CountVarP(&a.verbose, "verbose", "v", "more diagnostics on stderr (repeat for debug); never shows token material")
+	pf.CountVarP(&a.verbose, "verbose", "v", "more diagnostics on stderr (repeat for debug; default $TOKENHELPER_VERBOSE); never shows token material")
 	_ = root.RegisterFlagCompletionFunc("profile", a.completeProfiles)
 
 	used := map[string]bool{}
@@ -198,8 +203,33 @@ bearer_token_command, and an exec wrapper that keeps a token file fresh.`,
 	return root
 }
 
+// EnvVerbose sets the verbosity when no -v flag is given: "1" is -v, "2"
+// is -vv. It reaches tokenhelper where no flag can be added: git and docker
+// credential helpers, rclone's bearer_token_command, kubectl exec plugins.
+const EnvVerbose = "TOKENHELPER_VERBOSE"
+
+// verboseFromEnv applies $TOKENHELPER_VERBOSE unless -v was given. It
+// returns the value when it is not a number from 0 to 3 (then ignored).
+func (a *app) verboseFromEnv(cmd *cobra.Command) (bad string) {
+	if f := cmd.Flags().Lookup("verbose"); f != nil && f.Changed {
+		return ""
+	}
+	v, ok := a.sys.LookupEnv(EnvVerbose)
+	v = strings.TrimSpace(v)
+	if !ok || v == "" {
+		return ""
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 3 {
+		return v
+	}
+	a.verbose = n
+	return ""
+}
+
 // setupLogging sends diagnostics to stderr: warnings by default, -v for
-// info, -vv for debug. Log records carry fingerprints, never tokens.
+// info, -vv for debug (or $TOKENHELPER_VERBOSE). Log records carry
+// fingerprints, never tokens.
 func (a *app) setupLogging() {
 	level := slog.LevelWarn
 	switch {
