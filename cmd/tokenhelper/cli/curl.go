@@ -51,7 +51,8 @@ curl's exit status is passed through; tokenhelper's own failures use its exit co
   tokenhelper curl -sSf -o file.txt https://se.example.org:2880/data/file.txt
   tokenhelper curl -p wlcg --scope storage.read:/ -L https://se.example.org/data/x
   tar c dir | tokenhelper curl -T - https://se.example.org:2880/data/dir.tar`,
-		DisableFlagParsing: true,
+		DisableFlagParsing:    true,
+		DisableFlagsInUseLine: true,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			o, rest, help, err := a.curlOwnOptions(args)
 			if err != nil {
@@ -63,6 +64,9 @@ curl's exit status is passed through; tokenhelper's own failures use its exit co
 			return a.runCurl(cmd.Context(), o, rest)
 		}),
 	}
+	// Its options are parsed by hand (above); the global flags would
+	// mislead here (-v and --config are curl's).
+	cmd.SetUsageTemplate("Usage:\n  {{.UseLine}}\n\nExamples:\n{{.Example}}\n")
 	return cmd
 }
 

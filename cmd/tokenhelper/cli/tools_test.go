@@ -467,6 +467,17 @@ func TestRcloneTestbed(t *testing.T) {
 		t.Fatal("a.txt is still there")
 	}
 
+	// Written by hand, the short way: "tokenhelper token -p NAME", found
+	// on rclone's PATH, split by rclone on single spaces.
+	byHand := filepath.Join(w.dir, "byhand.conf")
+	if err := os.WriteFile(byHand, []byte(fmt.Sprintf("[hand]\ntype = webdav\nurl = %s\nvendor = other\nbearer_token_command = tokenhelper token -p tb\n",
+		w.tb.StorageURL+"home/alice")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := w.rclone(rclone, byHand, "ls", "hand:rc"); code != 0 || !strings.Contains(out, "2 sub/b.txt") {
+		t.Fatalf("rclone ls with bearer_token_command = tokenhelper token -p tb: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// A copy that takes longer than a token lives (6 s): 25 files, each
 	// PUT held 300 ms, one at a time.
 	many := filepath.Join(w.dir, "many")
