@@ -19,6 +19,8 @@
 //     introspection (RFC 7662);
 //   - fault injection per endpoint and request counters per endpoint and
 //     grant type;
+//   - a record of every secret it issues ([Options].RecordSecret, or the
+//     file named by $TOKENHELPER_TESTBED_SECRETS), for leak scans;
 //   - tolerance for form bodies that are not URL-encoded, as oidc-agent
 //     4.2.6 sends them.
 //

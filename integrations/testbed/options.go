@@ -65,6 +65,13 @@ type Options struct {
 	// Logf, when set, receives one line per request: method, path,
 	// endpoint, grant type and status. Never tokens or secrets.
 	Logf func(format string, args ...any)
+
+	// RecordSecret, when set, is called with every secret the test bed
+	// issues: access, ID and refresh tokens, client secrets, registration
+	// access tokens, device codes, and the users' passwords. Leak scans
+	// search outputs for them. Nil: the file named by
+	// $TOKENHELPER_TESTBED_SECRETS (EnvRecordSecrets), if set.
+	RecordSecret func(kind SecretKind, value string)
 }
 
 // StorageEnv is what a storage handler needs to know about the test bed.

@@ -31,6 +31,7 @@ var (
 type store struct {
 	mu        sync.Mutex
 	clock     *Clock
+	secrets   *secretRecorder // nil: nothing recorded
 	lifetimes Lifetimes
 
 	users     map[string]*User // by name
@@ -125,6 +126,7 @@ func (s *store) addUser(u User) error {
 	}
 	s.users[u.Name] = &u
 	s.bySubject[u.Subject] = &u
+	s.secrets.record(SecretPassword, u.Password)
 	return nil
 }
 
@@ -253,6 +255,8 @@ func (s *store) addClient(spec ClientSpec, dynamic bool, meta map[string]any) (*
 		return nil, helper.Errorf(helper.KindUsage, "client %q is registered already", spec.ID)
 	}
 	s.clients[spec.ID] = c
+	s.secrets.record(SecretClientSecret, spec.Secret)
+	s.secrets.record(SecretRegistrationToken, c.regToken)
 	return c, nil
 }
 
@@ -404,6 +408,7 @@ func (s *store) newDevice(clientID string, scopes, audiences []string) (*deviceG
 			expires:    now.Add(s.lifetimes.DeviceCode),
 		}
 		s.devices[deviceCode] = g
+		s.secrets.record(SecretDeviceCode, deviceCode)
 		s.userCodes[normalizeUserCode(userCode)] = g
 		s.notifyLocked()
 		return g, nil
@@ -598,6 +603,7 @@ func (s *store) newRefresh(g refreshGrant) string {
 	g.scopes = slices.Clone(g.scopes)
 	tok := randomToken(32)
 	s.refresh[tok] = &g
+	s.secrets.record(SecretRefreshToken, tok)
 	return tok
 }
 

@@ -55,6 +55,7 @@ type Testbed struct {
 	pki             *pki
 	faults          faultTable
 	counters        counterTable
+	secrets         *secretRecorder
 
 	servers   []*http.Server
 	wg        sync.WaitGroup
@@ -124,7 +125,11 @@ func New(opts Options) (_ *Testbed, err error) {
 		return nil, err
 	}
 
+	if tb.secrets, err = newSecretRecorder(opts.RecordSecret); err != nil {
+		return nil, helper.Wrap(helper.KindConfig, err, "cannot open $"+EnvRecordSecrets)
+	}
 	tb.store = newStore(tb.Clock, opts.Lifetimes)
+	tb.store.secrets = tb.secrets
 	users := opts.Users
 	if users == nil {
 		users = DemoUsers()
@@ -408,6 +413,7 @@ func (tb *Testbed) Close() error {
 			}
 		}
 		tb.wg.Wait()
+		tb.secrets.close()
 		if tb.removeDir && tb.Dir != "" {
 			os.RemoveAll(tb.Dir)
 		} else if tb.wroteInfo {

@@ -174,6 +174,7 @@ func (tb *Testbed) mint(spec TokenSpec) (accessToken, error) {
 	if err != nil {
 		return accessToken{}, err
 	}
+	tb.secrets.record(SecretAccessToken, raw)
 	return accessToken{raw: raw, jti: jti, exp: exp, scopes: slices.Clone(spec.Scopes), aud: aud, subject: sub}, nil
 }
 
@@ -196,7 +197,11 @@ func (tb *Testbed) mintID(u *User, clientID string, authTime time.Time) (string,
 		claims["email"] = u.Email
 		claims["email_verified"] = true
 	}
-	return sign(tb.signer, claims)
+	raw, err := sign(tb.signer, claims)
+	if err == nil {
+		tb.secrets.record(SecretIDToken, raw)
+	}
+	return raw, err
 }
 
 func sign(signer jose.Signer, claims map[string]any) (string, error) {
