@@ -71,7 +71,6 @@ func TestNative(t *testing.T) {
 		Renews:    true,
 		// Reported to the native backend: it refreshes without comparing
 		// the new token's lifetime with the request's min-valid.
-		ShortTokens: "native.Backend.Token does not check min-valid",
 		// The provider no longer honours the refresh token: a person
 		// must log in again.
 		Break: func(t *testing.T) (helper.Kind, func()) {

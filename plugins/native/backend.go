@@ -241,6 +241,19 @@ func (b *Backend) clientAuth(a *account, id *secret.Identity) (clientAuth, error
 // in front of the backend calls it on a miss only.
 func (b *Backend) Token(ctx context.Context, req helper.Request) (*helper.Token, error) {
 	req = req.Normalized()
+	tok, err := b.token(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if now := b.o.Now(); !tok.ValidBeyond(now, req.MinValid) {
+		return nil, helper.Errorf(helper.KindNoToken, "the provider issued a token of profile %q valid for only %s, less than the minimum validity %s",
+			b.p.Name, jwtinfo.FormatTTL(tok.ValidFor(now)), req.MinValid).
+			WithFix("ask for less with --min-valid (or min_valid in the profile), or have the provider issue longer-lived access tokens")
+	}
+	return tok, nil
+}
+
+func (b *Backend) token(ctx context.Context, req helper.Request) (*helper.Token, error) {
 	a, err := b.st.load()
 	if err != nil {
 		return nil, err
@@ -458,10 +471,16 @@ func (b *Backend) tokenFrom(a *account, tr *tokenResponse, start time.Time, scop
 		Source:      Source,
 		Audiences:   auds,
 	}
+	// The earlier of expires_in (counted from when the request was sent)
+	// and the token's own exp: storage goes by exp, and expires_in may be
+	// rounded up.
 	if tr.ExpiresIn > 0 {
 		t.Expiry = start.Add(time.Duration(tr.ExpiresIn) * time.Second)
-	} else if info, err := jwtinfo.Parse(tr.AccessToken); err == nil && info.IsJWT {
-		t.Expiry = info.Expiry
+	}
+	if info, err := jwtinfo.Parse(tr.AccessToken); err == nil && info.IsJWT && !info.Expiry.IsZero() {
+		if t.Expiry.IsZero() || info.Expiry.Before(t.Expiry) {
+			t.Expiry = info.Expiry
+		}
 	}
 	if granted := strings.Fields(tr.Scope); len(granted) > 0 {
 		t.Scopes = helper.Request{Scopes: granted}.Normalized().Scopes
