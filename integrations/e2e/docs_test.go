@@ -3,16 +3,12 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -105,30 +101,31 @@ func (s *suite) testDocServer(t *testing.T) {
 		"ISSUER_PORT=" + ports[0], "ROOT_PORT=" + ports[1], "HTTPS_PORT=" + ports[2],
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := exec.CommandContext(ctx, "bash", "-c", script)
+	c := exec.Command("bash", "-c", script)
 	c.Dir = filepath.Join(dir, "work")
 	c.Env = env
-	c.Stdin = strings.NewReader("")
-	// Its own process group: a timeout stops the whole script.
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
-	c.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	c.Stdout, c.Stderr = &out, &out
+	// A recorded process of the run, in its own process group: Close (a
+	// failure, a signal, the timeout watchdog) stops the script and what it
+	// started in the background.
 	start := time.Now()
-	err = c.Run()
-	t.Logf("bash: the sh blocks of %s and %d tool pages: %.1fs", serverDoc, len(toolDocs), time.Since(start).Seconds())
+	p, err := s.run.Start("doc-recipe", c)
 	if err != nil {
-		t.Logf("xrootd log:\n%s", tailFile(filepath.Join(xrd, "xrootd.log"), 30))
-		var ee *exec.ExitError
-		if errors.As(err, &ee) || ctx.Err() != nil {
-			t.Fatalf("following %s failed (%v); its output:\n%s", serverDoc, err, redact(out.String()))
-		}
 		t.Fatal(err)
 	}
-	output := out.String()
+	timeout := time.NewTimer(3 * time.Minute)
+	defer timeout.Stop()
+	select {
+	case <-p.Exited():
+	case <-timeout.C:
+		p.Stop(5 * time.Second)
+		t.Fatalf("following %s took more than 3 minutes; its output:\n%s", serverDoc, redact(p.Output()))
+	}
+	t.Logf("bash: the sh blocks of %s and %d tool pages: %.1fs", serverDoc, len(toolDocs), time.Since(start).Seconds())
+	if err := p.ExitErr(); err != nil {
+		t.Logf("xrootd log:\n%s", tailFile(filepath.Join(xrd, "xrootd.log"), 30))
+		t.Fatalf("following %s failed (%v); its output:\n%s", serverDoc, err, redact(p.Output()))
+	}
+	output := p.Output()
 	if jwtRE.MatchString(output) {
 		t.Errorf("the recipe printed a token: %s", redact(output))
 	}

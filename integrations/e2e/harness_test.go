@@ -439,4 +439,23 @@ func TestRunCloseStopsAndRemoves(t *testing.T) {
 	if _, err := r.Start("late", exec.Command("true")); err == nil {
 		t.Error("Start after Close succeeded")
 	}
+	// Nothing recreates state after Close (tests that go on after a
+	// signal or the timeout watchdog closed the run).
+	if _, err := r.Mkdir("late"); err == nil {
+		t.Error("Mkdir after Close succeeded")
+	}
+	if err := r.RecordCA(filepath.Join(trust.LocalDir, caPrefix+"1-1-late.crt")); err == nil {
+		t.Error("RecordCA after Close succeeded")
+	}
+	if err := r.WatchPIDFile(PIDFile{Path: "/nonexistent", Command: "x"}); err == nil {
+		t.Error("WatchPIDFile after Close succeeded")
+	}
+	if _, err := os.Stat(r.Dir); err == nil {
+		t.Error("the run directory came back after Close")
+	}
+	ran := false
+	r.OnClose(func() error { ran = true; return nil })
+	if !ran {
+		t.Error("OnClose after Close did not run its function")
+	}
 }

@@ -148,8 +148,17 @@ func (r *Run) Path(elem ...string) string {
 	return filepath.Join(append([]string{r.Dir}, elem...)...)
 }
 
+// errClosed is returned by everything that would create state after Close.
+var errClosed = errors.New("the run is closed (its servers were stopped)")
+
 // Mkdir creates a private (0700) directory in the run directory.
 func (r *Run) Mkdir(elem ...string) (string, error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return "", errClosed
+	}
 	p := r.Path(elem...)
 	if err := safefile.MkdirPrivate(p); err != nil {
 		return "", err
@@ -167,7 +176,7 @@ func (r *Run) Start(name string, cmd *exec.Cmd) (*Process, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, errors.New("run is closed")
+		return nil, errClosed
 	}
 	p, err := startProcess(name, cmd, filepath.Join(logs, name+".log"))
 	if err != nil {
@@ -186,7 +195,7 @@ func (r *Run) TrustCA(name string, certPEM []byte) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return "", errors.New("run is closed")
+		return "", errClosed
 	}
 	path, err := r.Trust.Install(name, certPEM)
 	if err != nil {
@@ -204,6 +213,9 @@ func (r *Run) TrustCA(name string, certPEM []byte) (string, error) {
 func (r *Run) WatchPIDFile(f PIDFile) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return errClosed
+	}
 	r.rec.PIDFiles = append(r.rec.PIDFiles, f)
 	return r.save()
 }
@@ -213,14 +225,22 @@ func (r *Run) WatchPIDFile(f PIDFile) error {
 func (r *Run) RecordCA(path string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return errClosed
+	}
 	r.rec.CAFiles = append(r.rec.CAFiles, path)
 	return r.save()
 }
 
 // OnClose registers f to run at Close, after the processes have stopped
-// (last registered, first run).
+// (last registered, first run). After Close, f runs at once.
 func (r *Run) OnClose(f func() error) {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		f()
+		return
+	}
 	defer r.mu.Unlock()
 	r.closers = append(r.closers, f)
 }
