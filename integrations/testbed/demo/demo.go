@@ -5,7 +5,7 @@
 // — register, device-flow login (approved automatically as soon as the code
 // is shown, through the test bed's approve API), inspect, a down-scoped
 // token, the WLCG Bearer Token Discovery file, an upload and a download
-// with curl (token on curl's stdin, never in argv; Go's HTTP client when
+// through `tokenhelper curl` (token on curl's stdin, never in argv; Go's HTTP client when
 // curl is absent), status and logout — printing each command and its
 // output like a tutorial. Any step that fails fails the tour.
 package demo
@@ -242,55 +242,44 @@ func (d *tour) transfer(ctx context.Context, aud string) error {
 	if err := os.WriteFile(local, []byte(content), 0o600); err != nil {
 		return err
 	}
-	writeArgs := []string{"token", "-p", profile, "-s", "storage.create:/home/" + d.o.User, "--aud", aud}
-	d.printf("A write token, limited to storage.create:/home/%s:\n", d.o.User)
-	wtok, err := d.cmd(ctx, cmdSpec{args: writeArgs, secretStdout: true})
-	if err != nil {
-		return err
-	}
-	discovered := filepath.Join(d.dir, "run", "bt_u"+strconv.Itoa(os.Geteuid()))
-	rtok, err := os.ReadFile(discovered)
-	if err != nil {
-		return fmt.Errorf("the discovery file %s: %w", discovered, err)
-	}
 	if d.curl == "-" {
+		writeArgs := []string{"token", "-p", profile, "-s", "storage.create:/home/" + d.o.User, "--aud", aud}
+		d.printf("A write token, limited to storage.create:/home/%s:\n", d.o.User)
+		wtok, err := d.cmd(ctx, cmdSpec{args: writeArgs, secretStdout: true})
+		if err != nil {
+			return err
+		}
+		discovered := filepath.Join(d.dir, "run", "bt_u"+strconv.Itoa(os.Geteuid()))
+		rtok, err := os.ReadFile(discovered)
+		if err != nil {
+			return fmt.Errorf("the discovery file %s: %w", discovered, err)
+		}
 		d.printf("\n(%s: doing the same with Go's HTTP client.)\n", d.noCurl)
 		return d.transferGo(ctx, url, content, strings.TrimSpace(wtok), strings.TrimSpace(string(rtok)))
 	}
-	d.printf("\ncurl reads the Authorization header from its stdin (-K -), so the token is never in argv:\n")
-	put := fmt.Sprintf("$ tokenhelper %s | sed 's/.*/header = \"Authorization: Bearer &\"/' \\\n    | curl -sS -f -K - --cacert $DEMO/testbed/ca.pem -T $DEMO/hello.txt %s\n", strings.Join(writeArgs, " "), url)
-	d.printf("%s", d.short(put))
-	if _, err := d.runCurl(ctx, strings.TrimSpace(wtok), "-T", local, url); err != nil {
+	d.printf("tokenhelper curl gets a token for the URL and hands it to curl on curl's stdin\n")
+	d.printf("(-K -), never in curl's argv or environment; curl's exit status passes through.\n")
+	d.printf("Upload with a write token limited to storage.create:/home/%s:\n", d.o.User)
+	if _, err := d.cmd(ctx, cmdSpec{args: []string{"curl", "-p", profile, "--scope", "storage.create:/home/" + d.o.User, "--aud", aud,
+		"-sS", "-f", "--cacert", d.tb.CAFile, "-T", local, url}}); err != nil {
 		return err
 	}
 	d.printf("  (uploaded %d bytes)\n", len(content))
-	get := fmt.Sprintf("$ sed 's/.*/header = \"Authorization: Bearer &\"/' $XDG_RUNTIME_DIR/bt_u$UID \\\n    | curl -sS -f -K - --cacert $DEMO/testbed/ca.pem %s\n", url)
-	d.printf("%s", get)
-	body, err := d.runCurl(ctx, strings.TrimSpace(string(rtok)), url)
+	back := filepath.Join(d.dir, "hello.back")
+	d.printf("\nDownload with a read token:\n")
+	if _, err := d.cmd(ctx, cmdSpec{args: []string{"curl", "-p", profile, "--scope", "storage.read:/", "--aud", aud,
+		"-sS", "-f", "--cacert", d.tb.CAFile, "-o", back, url}}); err != nil {
+		return err
+	}
+	body, err := os.ReadFile(back)
 	if err != nil {
 		return err
 	}
-	d.indent(body)
-	if body != content {
+	d.indent(string(body))
+	if string(body) != content {
 		return fmt.Errorf("the file read back differs from the one written")
 	}
 	return nil
-}
-
-func (d *tour) runCurl(ctx context.Context, token string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, d.o.StepTimeout)
-	defer cancel()
-	full := append([]string{"-sS", "-f", "-K", "-", "--cacert", d.tb.CAFile}, args...)
-	c := exec.CommandContext(ctx, d.curl, full...)
-	c.Env = d.env
-	c.Stdin = strings.NewReader("header = \"Authorization: Bearer " + token + "\"\n")
-	var stdout, stderr bytes.Buffer
-	c.Stdout, c.Stderr = &stdout, &stderr
-	if err := c.Run(); err != nil {
-		d.indent(stderr.String())
-		return "", fmt.Errorf("curl failed: %v", err)
-	}
-	return stdout.String(), nil
 }
 
 func (d *tour) transferGo(ctx context.Context, url, content, wtok, rtok string) error {
