@@ -459,3 +459,38 @@ func TestRunCloseStopsAndRemoves(t *testing.T) {
 		t.Error("OnClose after Close did not run its function")
 	}
 }
+
+func TestReachable(t *testing.T) {
+	// Not t.TempDir(): its parent is 0700.
+	dir, err := os.MkdirTemp("", "tokenhelper-reachable-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	open := filepath.Join(dir, "open")
+	closed := filepath.Join(dir, "closed")
+	for _, d := range []string{open, closed} {
+		if err := os.Mkdir(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	other := os.Getuid() + 12345
+	if err := reachable(filepath.Dir(dir), other); err != nil {
+		t.Skipf("the temporary directory itself is closed to others (%v): nothing to compare with", err)
+	}
+	if err := reachable(open, other); err != nil {
+		t.Errorf("a 0711 directory: %v", err)
+	}
+	if err := reachable(closed, other); err == nil {
+		t.Error("a 0700 directory of another user counted as reachable")
+	}
+	if err := reachable(closed, os.Getuid()); err != nil {
+		t.Errorf("the owner cannot pass through its 0700 directory: %v", err)
+	}
+}

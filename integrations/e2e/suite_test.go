@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -43,13 +44,17 @@ var tools = []struct{ bin, pkg string }{
 	{"update-ca-certificates", "ca-certificates"},
 }
 
-// Libraries that must be installed for the tools to speak tokens.
-var libs = []struct{ path, pkg string }{
-	{"/usr/lib/x86_64-linux-gnu/libXrdAccSciTokens-5.so", "xrootd-scitokens-plugins"},
-	{"/usr/lib/x86_64-linux-gnu/libXrdHttp-5.so", "xrootd-server-plugins"},
-	{"/usr/lib/x86_64-linux-gnu/libXrdSecztn-5.so", "xrootd-plugins"},
-	{"/usr/lib/x86_64-linux-gnu/gfal2-plugins/libgfal_plugin_http.so", "gfal2-plugin-http"},
-	{"/usr/lib/x86_64-linux-gnu/gfal2-plugins/libgfal_plugin_xrootd.so", "gfal2-plugin-xrootd"},
+// Packages whose plugins the tools load to speak tokens (no command to
+// look for), as deps.sh installs them.
+var pluginPackages = []string{
+	"xrootd-scitokens-plugins", "xrootd-server-plugins", "xrootd-plugins",
+	"gfal2-plugin-http", "gfal2-plugin-xrootd", "python3-gfal2-util",
+}
+
+// installed reports whether a Debian package is installed.
+func installed(pkg string) bool {
+	out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", pkg).Output()
+	return err == nil && strings.Contains(string(out), "install ok installed")
 }
 
 // Names of the profiles the suite configures.
@@ -128,6 +133,9 @@ func shutdown() error {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The in-process test bed's OpenID library logs every route it
+	// registers; keep the output to what the tests say.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	// Ctrl-C or a kill: clean up, then die.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -209,9 +217,9 @@ func requireEnv(t *testing.T) {
 			missing = append(missing, fmt.Sprintf("%s (Debian package %s)", tool.bin, tool.pkg))
 		}
 	}
-	for _, l := range libs {
-		if _, err := os.Stat(l.path); err != nil {
-			missing = append(missing, fmt.Sprintf("%s (Debian package %s)", l.path, l.pkg))
+	for _, pkg := range pluginPackages {
+		if !installed(pkg) {
+			missing = append(missing, "the Debian package "+pkg)
 		}
 	}
 	if len(missing) == 0 {

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/template"
 	"time"
 )
@@ -150,6 +151,9 @@ func StartXRootD(ctx context.Context, run *Run, cfg XRootDConfig) (*XRootD, erro
 	dir, err := run.Mkdir("xrootd")
 	if err != nil {
 		return nil, err
+	}
+	if err := reachable(filepath.Dir(dir), uid); err != nil {
+		return nil, fmt.Errorf("xrootd runs as user %s and cannot reach its files: %w (point TMPDIR at a directory others may pass through, or unset it)", cfg.User, err)
 	}
 	x := &XRootD{Host: "127.0.0.1", BasePath: cfg.BasePath, Dir: dir, LocalRoot: filepath.Join(dir, "ns")}
 	own := func(p string) error { return os.Lchown(p, uid, gid) }
@@ -349,6 +353,34 @@ func (x *XRootD) URL(scheme, p string) string {
 // LocalPath is where p (relative to BasePath) is stored on disk.
 func (x *XRootD) LocalPath(p string) string {
 	return filepath.Join(x.LocalRoot, filepath.FromSlash(x.nsPath(p)))
+}
+
+// reachable checks that user uid may pass through dir and each of its
+// parents (search permission for owner or others; groups are not
+// considered, so a false alarm is possible only with group-only access).
+func reachable(dir string, uid int) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		owner, ok := ownerUID(fi)
+		if !(ok && owner == uid && fi.Mode().Perm()&0o100 != 0) && fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s has mode %v", d, fi.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// ownerUID returns the owner of a file.
+func ownerUID(fi fs.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
 }
 
 // freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
