@@ -117,7 +117,7 @@ func (s *suite) testDocServer(t *testing.T) {
 	select {
 	case <-p.Exited():
 	case <-timeout.C:
-		p.Stop(5 * time.Second)
+		_ = p.Stop(5 * time.Second)
 		t.Fatalf("following %s took more than 3 minutes; its output:\n%s", serverDoc, redact(p.Output()))
 	}
 	t.Logf("bash: the sh blocks of %s and %d tool pages: %.1fs", serverDoc, len(toolDocs), time.Since(start).Seconds())

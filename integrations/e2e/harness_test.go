@@ -263,7 +263,7 @@ func waitOutput(p *Process, s string) error {
 func TestTailKeepsTheEnd(t *testing.T) {
 	tl := &tail{max: 8}
 	for _, s := range []string{"abc", "defgh", "ijklmnop", "q"} {
-		tl.Write([]byte(s))
+		_, _ = tl.Write([]byte(s))
 	}
 	if got := tl.String(); got != "jklmnopq" {
 		t.Errorf("tail = %q, want %q", got, "jklmnopq")
@@ -299,7 +299,7 @@ func TestRecoverStale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer live.Close()
+	defer func() { _ = live.Close() }()
 
 	// A dead run, written by hand as a killed run leaves it.
 	deadDir := filepath.Join(tmp, runPrefix+"dead")
@@ -312,8 +312,8 @@ func TestRecoverStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { orphan.Wait(); close(done) }()
-	defer orphan.Process.Kill()
+	go func() { _ = orphan.Wait(); close(done) }()
+	defer func() { _ = orphan.Process.Kill() }()
 	orphanStart, _ := processStart(orphan.Process.Pid)
 
 	pidFileProc := exec.Command("sleep", "300")
@@ -321,8 +321,8 @@ func TestRecoverStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidDone := make(chan struct{})
-	go func() { pidFileProc.Wait(); close(pidDone) }()
-	defer pidFileProc.Process.Kill()
+	go func() { _ = pidFileProc.Wait(); close(pidDone) }()
+	defer func() { _ = pidFileProc.Process.Kill() }()
 	pidFile := filepath.Join(deadDir, "sleep.pid")
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(pidFileProc.Process.Pid)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -466,7 +466,7 @@ func TestReachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	open := filepath.Join(dir, "open")
 	closed := filepath.Join(dir, "closed")
 	for _, d := range []string{open, closed} {

@@ -47,13 +47,13 @@ func startProcess(name string, cmd *exec.Cmd, logPath string) (*Process, error) 
 	}
 	cmd.SysProcAttr.Setpgid = true
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return nil, fmt.Errorf("cannot start %s: %w", name, err)
 	}
 	p.start, _ = processStart(cmd.Process.Pid)
 	go func() {
 		p.err = cmd.Wait()
-		logf.Close()
+		_ = logf.Close()
 		close(p.done)
 	}()
 	return p, nil
@@ -93,7 +93,7 @@ func (p *Process) Stop(grace time.Duration) error {
 			}
 		default:
 		}
-		syscall.Kill(-pid, syscall.SIGTERM)
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
@@ -101,7 +101,7 @@ func (p *Process) Stop(grace time.Duration) error {
 		case <-t.C:
 		}
 		if groupAlive(pid) {
-			syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		}
 		select {
 		case <-p.done:

@@ -90,11 +90,11 @@ func (f PIDFile) stop(grace time.Duration) bool {
 	if pid == 0 {
 		return false
 	}
-	syscall.Kill(pid, syscall.SIGTERM)
+	_ = syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
 	for delay := 10 * time.Millisecond; f.pid() == pid; delay = min(2*delay, 200*time.Millisecond) {
 		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 			deadline = time.Now().Add(grace)
 		}
 		time.Sleep(delay) // the process is not our child: poll for it to go
@@ -118,17 +118,17 @@ func NewRun(tmp string, trust TrustStore) (*Run, error) {
 		return nil, err
 	}
 	if err := os.Chmod(dir, 0o711); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	start, err := processStart(os.Getpid())
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	r := &Run{Dir: dir, Trust: trust, rec: record{OwnerPID: os.Getpid(), OwnerStart: start}}
 	if err := r.save(); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	return r, nil
@@ -238,7 +238,7 @@ func (r *Run) OnClose(f func() error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		f()
+		_ = f()
 		return
 	}
 	defer r.mu.Unlock()
@@ -317,8 +317,8 @@ func RecoverStale(tmp string, trust TrustStore) ([]string, error) {
 		}
 		for _, p := range rec.Processes {
 			if alive(p.PID, p.Start) {
-				syscall.Kill(-p.PID, syscall.SIGKILL)
-				syscall.Kill(p.PID, syscall.SIGKILL)
+				_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+				_ = syscall.Kill(p.PID, syscall.SIGKILL)
 				done = append(done, fmt.Sprintf("killed %s (pid %d) left by run %s", p.Name, p.PID, dir))
 			}
 		}

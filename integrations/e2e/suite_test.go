@@ -152,7 +152,9 @@ func TestMain(m *testing.M) {
 		if d, err := time.ParseDuration(f.Value.String()); err == nil && d > 30*time.Second {
 			time.AfterFunc(d-20*time.Second, func() {
 				fmt.Fprintf(os.Stderr, "e2e: the -timeout of %v is near: stopping the servers and restoring the trust store\n", d)
-				shutdown()
+				if err := shutdown(); err != nil {
+					fmt.Fprintf(os.Stderr, "e2e: cleanup: %v\n", err)
+				}
 			})
 		}
 	}

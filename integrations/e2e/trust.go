@@ -77,9 +77,9 @@ func (s TrustStore) Install(name string, certPEM []byte) (string, error) {
 		return "", err
 	}
 	if err := s.update(); err != nil {
-		os.Remove(path)
+		_ = os.Remove(path)
 		s.removeLinks(path)
-		s.update()
+		_ = s.update() // best effort: the install already failed
 		return "", err
 	}
 	return path, nil
@@ -212,7 +212,7 @@ func (s TrustStore) update() error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(nohooks)
+	defer func() { _ = os.RemoveAll(nohooks) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.Update, "--hooksdir", nohooks)
@@ -231,11 +231,11 @@ func (s TrustStore) lock() (func(), error) {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
 	}, nil
 }

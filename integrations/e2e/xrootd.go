@@ -266,7 +266,7 @@ func StartXRootD(ctx context.Context, run *Run, cfg XRootDConfig) (*XRootD, erro
 		if lastErr == nil {
 			return x, nil
 		}
-		p.Stop(5 * time.Second)
+		_ = p.Stop(5 * time.Second)
 		if !strings.Contains(p.Output(), "address already in use") {
 			break
 		}
@@ -294,7 +294,7 @@ func (x *XRootD) waitReady(ctx context.Context, roots *x509.CertPool, timeout ti
 		if !rootOK {
 			d := net.Dialer{Timeout: time.Second}
 			if c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(x.Host, strconv.Itoa(x.RootPort))); err == nil {
-				c.Close()
+				_ = c.Close()
 				rootOK = true
 			} else {
 				probeErr = err
@@ -303,7 +303,7 @@ func (x *XRootD) waitReady(ctx context.Context, roots *x509.CertPool, timeout ti
 		if rootOK && !httpOK {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, x.HTTPSOrigin()+"/", nil)
 			if resp, err := client.Do(req); err == nil {
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				httpOK = true
 			} else {
 				probeErr = err
@@ -365,7 +365,8 @@ func reachable(dir string, uid int) error {
 			return err
 		}
 		owner, ok := ownerUID(fi)
-		if !(ok && owner == uid && fi.Mode().Perm()&0o100 != 0) && fi.Mode().Perm()&0o001 == 0 {
+		ownerMay := ok && owner == uid && fi.Mode().Perm()&0o100 != 0
+		if !ownerMay && fi.Mode().Perm()&0o001 == 0 {
 			return fmt.Errorf("%s has mode %v", d, fi.Mode().Perm())
 		}
 		if d == filepath.Dir(d) {
@@ -389,7 +390,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
