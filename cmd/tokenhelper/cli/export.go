@@ -54,6 +54,9 @@ that belongs to another user, or a symlink planted there, is never written throu
 			for _, s := range discovery.Shadowed(denv, path) {
 				fmt.Fprintf(a.stderr(), "warning: %s is set and tools will use it before %s: unset it, or export BEARER_TOKEN_FILE=%s\n", s, path, shellQuote(path))
 			}
+			if path == discovery.TmpPath(denv) {
+				fmt.Fprintf(a.stderr(), "note: xrootd clients before 5.6.2 look for /tmp/bt_u11, not %s: for them, export BEARER_TOKEN_FILE=%s (or set XDG_RUNTIME_DIR)\n", path, shellQuote(path))
+			}
 			if !discovery.Reachable(denv, path) {
 				fmt.Fprintf(a.stderr(), "note: tools find %s only through BEARER_TOKEN_FILE: export BEARER_TOKEN_FILE=%s\n", path, shellQuote(path))
 			}
