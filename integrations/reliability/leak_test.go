@@ -1,0 +1,799 @@
+package reliability
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenhelper/tokenhelper/integrations/bench/rig"
+	"github.com/tokenhelper/tokenhelper/integrations/testbed"
+)
+
+// EnvLeakPackages overrides the packages the leak scan runs (space
+// separated import path patterns).
+const EnvLeakPackages = "TOKENHELPER_LEAKSCAN_PKGS"
+
+// EnvLeakE2E adds the end-to-end suite (integrations/e2e, build tag e2e:
+// needs root and installs the tools it drives) to the leak scan.
+const EnvLeakE2E = "TOKENHELPER_LEAKSCAN_E2E"
+
+// defaultLeakPackages are the suites that run tokenhelper end to end:
+// the CLI scripts, the backends (native against the test bed, the real
+// oidc-agent, plugins over go-plugin), every integration.
+var defaultLeakPackages = []string{"./cmd/...", "./plugins/...", "./integrations/..."}
+
+// TestLeakScan runs the suites at maximum verbosity under strace and
+// searches everything they wrote, every argv and environment they
+// started, and every file others could read, for the secrets the test
+// beds issued.
+func TestLeakScan(t *testing.T) {
+	gate(t)
+	straceBin := rig.NeedTool(t, "strace", "strace")
+	root, err := rig.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := rig.ShortTempDir(t) // short: unix sockets live under TMPDIR
+	evidence := filepath.Join(out(t), "leakscan")
+	for _, d := range []string{filepath.Join(work, "tmp"), filepath.Join(work, "bin"), evidence} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secretsFile := filepath.Join(work, "secrets")
+
+	pkgs := listPackages(t, root)
+	var suites []suite
+	for _, p := range pkgs {
+		if s, ok := compileSuite(t, root, work, p.path, p.dir, ""); ok {
+			suites = append(suites, s)
+		}
+	}
+	if os.Getenv(EnvLeakE2E) == "1" {
+		if s, ok := compileSuite(t, root, work, "github.com/tokenhelper/tokenhelper/integrations/e2e", filepath.Join(root, "integrations", "e2e"), "e2e"); ok {
+			suites = append(suites, s)
+		}
+	}
+
+	var sc scan
+	sc.files = map[string][]byte{}
+	for _, s := range suites {
+		sc.run(t, straceBin, work, secretsFile, evidence, s)
+	}
+
+	secrets := loadSecrets(t, secretsFile)
+	t.Logf("%d suites, %d secrets issued by their test beds", len(suites), len(secrets))
+	if len(secrets) == 0 {
+		t.Fatal("the test beds recorded no secret: the scan would prove nothing")
+	}
+	rep := sc.analyze(t, secrets)
+	writeReport(t, "leakscan.md", rep.markdown(len(suites), len(secrets), &sc))
+	for _, f := range rep.violations {
+		t.Errorf("LEAK: %s", f)
+	}
+}
+
+type pkg struct{ path, dir string }
+
+func listPackages(t *testing.T, root string) []pkg {
+	pats := defaultLeakPackages
+	if v := os.Getenv(EnvLeakPackages); v != "" {
+		pats = strings.Fields(v)
+	}
+	args := append([]string{"list", "-f", "{{.ImportPath}} {{.Dir}} {{len .TestGoFiles}} {{len .XTestGoFiles}}"}, pats...)
+	c := exec.Command("go", args...)
+	c.Dir = root
+	outb, err := c.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var out []pkg
+	for _, l := range strings.Split(strings.TrimSpace(string(outb)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 4 || (f[2] == "0" && f[3] == "0") {
+			continue
+		}
+		if strings.Contains(f[0], "/integrations/bench") || strings.Contains(f[0], "/integrations/reliability") {
+			continue // this campaign and the benchmarks: not suites to scan
+		}
+		out = append(out, pkg{f[0], f[1]})
+	}
+	return out
+}
+
+// suite is one compiled test binary.
+type suite struct {
+	name, bin, dir string
+}
+
+func compileSuite(t *testing.T, root, work, path, dir, tags string) (suite, bool) {
+	name := strings.ReplaceAll(strings.TrimPrefix(path, "github.com/tokenhelper/tokenhelper/"), "/", "_")
+	bin := filepath.Join(work, "bin", name+".test")
+	args := []string{"test", "-c", "-o", bin}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	c := exec.Command("go", append(args, path)...)
+	c.Dir = root
+	if b, err := c.CombinedOutput(); err != nil {
+		t.Errorf("go test -c %s: %v\n%s", path, err, b)
+		return suite{}, false
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return suite{}, false // no tests
+	}
+	return suite{name: name, bin: bin, dir: dir}, true
+}
+
+// scan holds what the runs produced.
+type scan struct {
+	mu      sync.Mutex
+	traces  []string          // strace output files
+	logs    []string          // test output files
+	procs   []procSnap        // /proc snapshots (deduplicated)
+	files   map[string][]byte // files others could read: path → content
+	results []string          // per suite: name, outcome, duration
+	polls   int
+}
+
+type procSnap struct {
+	pid, ppid            int
+	cmdline, environ     string
+	parentCmd, parentEnv string
+}
+
+// run runs one suite under strace with the /proc and file pollers.
+func (sc *scan) run(t *testing.T, straceBin, work, secretsFile, evidence string, s suite) {
+	trace := filepath.Join(work, s.name+".trace")
+	logPath := filepath.Join(evidence, s.name+".log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // it holds test tokens
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	args := []string{"-f", "-qq", "-y", "-v", "-s", "1048576", "--seccomp-bpf", "-e", "signal=none",
+		"-e", "trace=execve,clone,clone3,fork,vfork,write,writev,pwrite64", "-o", trace, "--",
+		s.bin, "-test.v", "-test.count=1", "-test.timeout=40m"}
+	c := exec.CommandContext(ctx, straceBin, args...)
+	c.Dir = s.dir
+	tmp := filepath.Join(work, "tmp")
+	c.Env = append(os.Environ(),
+		"TMPDIR="+tmp,
+		"TOKENHELPER_VERBOSE=2",
+		testbed.EnvRecordSecrets+"="+secretsFile,
+		"GORACE=atexit_sleep_ms=0",
+	)
+	c.Stdout, c.Stderr = logf, logf
+	start := time.Now()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); sc.pollProc(c.Process.Pid, done) }()
+	go func() { defer wg.Done(); sc.pollFiles(tmp, done) }()
+	err = c.Wait()
+	close(done)
+	wg.Wait()
+	outcome := "ok"
+	if err != nil {
+		outcome = "FAILED (" + err.Error() + ")"
+	}
+	t.Logf("suite %s: %s in %s", s.name, outcome, time.Since(start).Round(time.Second))
+	sc.mu.Lock()
+	sc.traces = append(sc.traces, trace)
+	sc.logs = append(sc.logs, logPath)
+	sc.results = append(sc.results, fmt.Sprintf("%s | %s | %s", s.name, outcome, time.Since(start).Round(time.Second)))
+	sc.mu.Unlock()
+}
+
+// pollProc snapshots argv and environment of every process descending
+// from root, every few milliseconds, until done.
+func (sc *scan) pollProc(root int, done <-chan struct{}) {
+	seen := map[string]bool{}
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(5 * time.Millisecond): // sampling /proc: there is no event to wait on
+		}
+		parents := map[int]int{}
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if pp, ok := ppidOf(pid); ok {
+				parents[pid] = pp
+			}
+		}
+		sc.mu.Lock()
+		sc.polls++
+		sc.mu.Unlock()
+		for pid := range parents {
+			if !descends(pid, root, parents) {
+				continue
+			}
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			key := fmt.Sprintf("%d\x00%s\x00%s", pid, cmd, env)
+			if seen[key] || len(cmd) == 0 {
+				continue
+			}
+			seen[key] = true
+			pcmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", parents[pid]))
+			penv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", parents[pid]))
+			sc.mu.Lock()
+			sc.procs = append(sc.procs, procSnap{pid: pid, ppid: parents[pid], cmdline: string(cmd), environ: string(env), parentCmd: string(pcmd), parentEnv: string(penv)})
+			sc.mu.Unlock()
+		}
+	}
+}
+
+func ppidOf(pid int) (int, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pp, err := strconv.Atoi(f[1])
+	return pp, err == nil
+}
+
+func descends(pid, root int, parents map[int]int) bool {
+	for range 64 {
+		if pid == root {
+			return true
+		}
+		pp, ok := parents[pid]
+		if !ok || pp <= 1 {
+			return false
+		}
+		pid = pp
+	}
+	return false
+}
+
+// pollFiles keeps the content of every file under dir that its group or
+// others may read (up to 1 MiB each), until done.
+func (sc *scan) pollFiles(dir string, done <-chan struct{}) {
+	for {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !d.Type().IsRegular() {
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil || fi.Mode().Perm()&0o044 == 0 || fi.Size() > 1<<20 {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil
+			}
+			key := p + "\x00" + strconv.FormatInt(fi.ModTime().UnixNano(), 10)
+			sc.mu.Lock()
+			if _, ok := sc.files[key]; !ok {
+				sc.files[key] = b
+			}
+			sc.mu.Unlock()
+			return nil
+		})
+		select {
+		case <-done:
+			return
+		case <-time.After(100 * time.Millisecond): // sampling the tree
+		}
+	}
+}
+
+// secret values and their kinds.
+type secretSet map[string]string
+
+func loadSecrets(t *testing.T, path string) secretSet {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no secrets recorded: %v", err)
+	}
+	s := secretSet{}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, "\t")
+		if !ok || len(v) < 12 {
+			continue // short values (none issued) would match by chance
+		}
+		s[v] = k
+	}
+	return s
+}
+
+// isTokenChar is the alphabet of every secret the test bed issues
+// (base64url, JWTs) and of its demo passwords.
+func isTokenChar(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+// find returns the kinds of the secrets in s: every maximal run of the
+// secrets' alphabet is looked up.
+func (ss secretSet) find(s string) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		if !isTokenChar(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isTokenChar(s[j]) {
+			j++
+		}
+		if j-i >= 12 {
+			if k, ok := ss[s[i:j]]; ok {
+				out = append(out, k)
+			}
+		}
+		i = j
+	}
+	return out
+}
+
+// redact replaces the secrets in s by their kinds, for the report.
+func (ss secretSet) redact(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if !isTokenChar(s[i]) {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isTokenChar(s[j]) {
+			j++
+		}
+		if k, ok := ss[s[i:j]]; ok && j-i >= 12 {
+			b.WriteString("<" + strings.ToUpper(k) + ">")
+		} else {
+			b.WriteString(s[i:j])
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// process is what the trace says about one process.
+type process struct {
+	argv, env string // as strace printed them (execve's arguments)
+	parent    *process
+}
+
+// role classifies a process.
+func (p *process) role() string {
+	if p == nil {
+		return "unknown"
+	}
+	a := p.argv
+	switch {
+	case strings.Contains(p.env, "_BE_TOKENHELPER=1"):
+		return "tokenhelper"
+	case argv0Base(a) == "tokenhelper" || strings.HasSuffix(argv0Base(a), "-credential-tokenhelper") ||
+		strings.HasPrefix(argv0Base(a), "tokenhelper-plugin"):
+		return "tokenhelper"
+	case strings.HasSuffix(argv0Base(a), ".test"):
+		return "test"
+	}
+	return "other"
+}
+
+// subcommand is tokenhelper's first non-flag argument (its command).
+func (p *process) subcommand() string {
+	if strings.HasSuffix(argv0Base(p.argv), "-credential-tokenhelper") {
+		return "credential-helper"
+	}
+	args := splitArgv(p.argv)
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "-p" || a == "--profile" || a == "--config" {
+			i++
+			continue
+		}
+		if !strings.HasPrefix(a, "-") {
+			return a
+		}
+	}
+	return ""
+}
+
+// tokenOnStdout are the commands whose output is the token (their
+// protocol): it may appear on their stdout, never on stderr.
+var tokenOnStdout = []string{"token", "header", "git-credential", "docker-credential", "kube-credential", "credential-helper", "serve", "plugin"}
+
+func argv0Base(argv string) string {
+	a := splitArgv(argv)
+	if len(a) == 0 {
+		return ""
+	}
+	return filepath.Base(a[0])
+}
+
+// splitArgv splits strace's ["a", "b"] rendering (escapes left as they
+// are).
+func splitArgv(s string) []string {
+	s = strings.TrimSpace(s)
+	s = strings.TrimPrefix(s, "[")
+	s = strings.TrimSuffix(s, "]")
+	var out []string
+	for {
+		i := strings.IndexByte(s, '"')
+		if i < 0 {
+			return out
+		}
+		s = s[i+1:]
+		j := 0
+		for j < len(s) && s[j] != '"' {
+			if s[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		if j > len(s) {
+			j = len(s)
+		}
+		out = append(out, s[:j])
+		if j >= len(s) {
+			return out
+		}
+		s = s[j+1:]
+	}
+}
+
+// leakReport is the outcome.
+type leakReport struct {
+	violations []string
+	reviewed   map[string][]string // class → findings that are not leaks by tokenhelper, explained
+	counts     map[string]int
+}
+
+func (rp *leakReport) add(class, finding string) {
+	if len(rp.reviewed[class]) < 8 && !slices.Contains(rp.reviewed[class], finding) {
+		rp.reviewed[class] = append(rp.reviewed[class], finding)
+	}
+	rp.counts[class]++
+}
+
+// analyze reads the traces, snapshots, files and logs.
+func (sc *scan) analyze(t *testing.T, ss secretSet) *leakReport {
+	rp := &leakReport{reviewed: map[string][]string{}, counts: map[string]int{}}
+	for _, tr := range sc.traces {
+		analyzeTrace(t, tr, ss, rp)
+	}
+	for _, p := range sc.procs {
+		argvHits := ss.find(strings.ReplaceAll(p.cmdline, "\x00", " "))
+		envHits := ss.find(strings.ReplaceAll(p.environ, "\x00", " "))
+		if len(argvHits)+len(envHits) == 0 {
+			continue
+		}
+		parent := &process{argv: quoteArgv(p.parentCmd), env: p.parentEnv}
+		what := fmt.Sprintf("/proc %d (%s) started by %s: argv %v env %v", p.pid, ss.redact(short(strings.ReplaceAll(p.cmdline, "\x00", " "))),
+			short(strings.ReplaceAll(p.parentCmd, "\x00", " ")), argvHits, envHits)
+		classifyStart(rp, parent, argvHits, envHits, what)
+	}
+	for key, b := range sc.files {
+		if hits := ss.find(string(b)); len(hits) > 0 {
+			path, _, _ := strings.Cut(key, "\x00")
+			rp.violations = append(rp.violations, fmt.Sprintf("file readable by others %s holds %v", path, hits))
+		}
+	}
+	for _, l := range sc.logs {
+		b, _ := os.ReadFile(l)
+		if hits := ss.find(string(b)); len(hits) > 0 {
+			rp.add("test output (go test -v logs)", fmt.Sprintf("%s: %d secrets (scripts echo what tokenhelper printed on stdout)", filepath.Base(l), len(hits)))
+		}
+	}
+	return rp
+}
+
+// classifyStart judges a process start whose argv or environment holds
+// secrets; parent is the process that started it.
+func classifyStart(rp *leakReport, parent *process, argvHits, envHits []string, what string) {
+	if parent.role() != "tokenhelper" {
+		rp.add("processes started by test binaries (the tests, or library code under test in-process) or by tools", what)
+		return
+	}
+	if len(argvHits) > 0 {
+		rp.violations = append(rp.violations, "argv of a process tokenhelper started: "+what)
+		return
+	}
+	// exec --env-token sets BEARER_TOKEN for gfal2 (documented); the
+	// passphrase variable a user set reaches children like every other
+	// variable of theirs.
+	rp.add("environment of children (BEARER_TOKEN with exec --env-token, or inherited)", what)
+}
+
+func quoteArgv(nul string) string {
+	var q []string
+	for _, a := range strings.Split(strings.TrimRight(nul, "\x00"), "\x00") {
+		q = append(q, strconv.Quote(a))
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func short(s string) string {
+	if len(s) > 160 {
+		return s[:160] + "…"
+	}
+	return s
+}
+
+// traceLine is one call of a strace output, unfinished calls joined to
+// their resumption.
+type traceLine struct {
+	pid     int
+	call    string
+	resumed bool // the second half of an unfinished call (already judged)
+}
+
+// readTrace calls fn for every call in a strace -f output. An unfinished
+// call is reported twice: on entry (its arguments are complete: writes
+// and execve are judged there) and, joined, when it resumes (with its
+// result: clone's child, execve's success).
+func readTrace(path string, fn func(traceLine)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pending := map[int]string{}
+	br := bufio.NewReaderSize(f, 1<<20)
+	for {
+		line, err := br.ReadString('\n')
+		if line == "" && err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		sp := strings.IndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		pid, perr := strconv.Atoi(line[:sp])
+		if perr != nil {
+			continue
+		}
+		call := strings.TrimRight(line[sp+1:], "\n")
+		if strings.HasPrefix(call, "<... ") {
+			i := strings.Index(call, "resumed>")
+			if i < 0 {
+				continue
+			}
+			fn(traceLine{pid: pid, call: pending[pid] + call[i+len("resumed>"):], resumed: true})
+			delete(pending, pid)
+			continue
+		}
+		if strings.HasSuffix(call, "<unfinished ...>") {
+			call = strings.TrimSuffix(call, "<unfinished ...>")
+			pending[pid] = call
+		}
+		fn(traceLine{pid: pid, call: call})
+	}
+}
+
+// cloneResult is the child of a finished clone/fork call (0: none).
+func cloneResult(call string) int {
+	if !(strings.HasPrefix(call, "clone") || strings.HasPrefix(call, "fork") || strings.HasPrefix(call, "vfork")) {
+		return 0
+	}
+	i := strings.LastIndex(call, "= ")
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(call[i+2:])
+	if len(f) == 0 {
+		return 0
+	}
+	child, err := strconv.Atoi(f[0])
+	if err != nil || child <= 0 {
+		return 0
+	}
+	return child
+}
+
+// analyzeTrace reads one strace output: it follows processes and threads
+// (clone), records execve's argv and environment, and judges every write
+// that holds a secret by who wrote it where.
+func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
+	// Pass 1: who created whom. A thread's first calls can be printed
+	// before the clone that created it returns in its parent.
+	threadOf := map[int]int{}
+	childOf := map[int]int{}
+	err := readTrace(path, func(l traceLine) {
+		if child := cloneResult(l.call); child > 0 {
+			if strings.Contains(l.call, "CLONE_THREAD") {
+				threadOf[child] = l.pid
+			} else {
+				childOf[child] = l.pid
+			}
+		}
+	})
+	if err != nil {
+		t.Errorf("trace %s: %v", path, err)
+		return
+	}
+	// Pass 2: in order, with each pid's process as it is at that point.
+	procs := map[int]*process{}
+	var get func(pid int) *process
+	get = func(pid int) *process {
+		if p, ok := procs[pid]; ok {
+			return p
+		}
+		var p *process
+		switch {
+		case threadOf[pid] != 0 && threadOf[pid] != pid:
+			p = get(threadOf[pid])
+		case childOf[pid] != 0 && childOf[pid] != pid:
+			parent := get(childOf[pid])
+			p = &process{argv: parent.argv, env: parent.env, parent: parent}
+		default:
+			p = &process{}
+		}
+		procs[pid] = p
+		return p
+	}
+	err = readTrace(path, func(l traceLine) {
+		call := l.call
+		switch {
+		case strings.HasPrefix(call, "execve("):
+			p := get(l.pid)
+			argv, env := execveArgs(call)
+			if !l.resumed {
+				argvHits, envHits := ss.find(argv), ss.find(env)
+				if len(argvHits)+len(envHits) > 0 {
+					what := fmt.Sprintf("execve %s by %s: argv %v env %v", ss.redact(short(argv)), short(p.argv), argvHits, envHits)
+					classifyStart(rp, p, argvHits, envHits, what)
+				}
+			}
+			i := strings.LastIndex(call, "= ")
+			if i >= 0 && strings.HasPrefix(call[i:], "= 0") {
+				// A new image: this pid is another program now.
+				procs[l.pid] = &process{argv: argv, env: env, parent: p.parent}
+			}
+		case !l.resumed && (strings.HasPrefix(call, "write") || strings.HasPrefix(call, "pwrite")):
+			hits := ss.find(call)
+			if len(hits) == 0 {
+				return
+			}
+			fd, target := writeTarget(call)
+			judgeWrite(rp, ss, get(l.pid), fd, target, hits, call)
+		}
+	})
+	if err != nil {
+		t.Errorf("trace %s: %v", path, err)
+	}
+}
+
+// execveArgs extracts argv and envp from `execve("p", [argv], [envp]...`.
+func execveArgs(call string) (argv, env string) {
+	i := strings.Index(call, ", [")
+	if i < 0 {
+		return "", ""
+	}
+	rest := call[i+2:]
+	j := closing(rest)
+	argv = rest[:j+1]
+	rest = rest[j+1:]
+	if k := strings.Index(rest, ", ["); k >= 0 {
+		e := rest[k+2:]
+		env = e[:closing(e)+1]
+	}
+	return argv, env
+}
+
+// closing finds the ] that closes the [ at s[0], skipping quoted strings.
+func closing(s string) int {
+	inq := false
+	for i := 1; i < len(s); i++ {
+		switch {
+		case inq && s[i] == '\\':
+			i++
+		case s[i] == '"':
+			inq = !inq
+		case !inq && s[i] == ']':
+			return i
+		}
+	}
+	return len(s) - 1
+}
+
+// writeTarget parses `write(2<pipe:[123]>, ...` into 2 and "pipe:[123]".
+func writeTarget(call string) (int, string) {
+	i := strings.IndexByte(call, '(')
+	j := strings.IndexByte(call, '<')
+	if i < 0 || j < i {
+		return -1, ""
+	}
+	fd, _ := strconv.Atoi(call[i+1 : j])
+	k := strings.Index(call[j:], ">,")
+	if k < 0 {
+		return fd, ""
+	}
+	return fd, call[j+1 : j+k]
+}
+
+func judgeWrite(rp *leakReport, ss secretSet, p *process, fd int, target string, hits []string, call string) {
+	where := fmt.Sprintf("fd %d (%s)", fd, target)
+	what := fmt.Sprintf("%s by %s wrote %v: %s", where, short(ss.redact(p.argv)), hits, short(ss.redact(call)))
+	isFile := strings.HasPrefix(target, "/")
+	switch {
+	case strings.HasPrefix(target, "socket:") || strings.HasPrefix(target, "TCP") || strings.HasPrefix(target, "UNIX"):
+		rp.counts["network (requests to the provider, answers of the test bed, plugin RPC)"]++
+	case isFile:
+		// Token files, the cache and the state are written 0600; files
+		// others can read are searched separately.
+		rp.counts["files (0600 token files, cache, state; others' access checked separately)"]++
+	case p.role() == "tokenhelper":
+		switch {
+		case fd == 2:
+			rp.violations = append(rp.violations, "stderr of tokenhelper: "+what)
+		case fd == 1 && slices.Contains(tokenOnStdout, p.subcommand()):
+			rp.counts["stdout of commands whose output is the token ("+strings.Join(tokenOnStdout, ", ")+")"]++
+		case fd == 1:
+			rp.violations = append(rp.violations, "stdout of tokenhelper "+p.subcommand()+": "+what)
+		default:
+			// A pipe to a child: curl's -K - configuration, a plugin's
+			// stdin.
+			rp.add("pipes from tokenhelper to its children (curl -K -, plugins)", what)
+		}
+	case p.role() == "test":
+		rp.counts["test binaries' own output (go test -v, testscript logs of tokenhelper's stdout)"]++
+	default:
+		rp.add("other programs' output (tests' shell snippets, curl, git, oidc-agent)", what)
+	}
+}
+
+func (rp *leakReport) markdown(suites, secrets int, sc *scan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d suites run under strace with TOKENHELPER_VERBOSE=2; %d secrets issued by their test beds; %d /proc polls, %d process snapshots; %d files others could read.\n\n",
+		suites, secrets, sc.polls, len(sc.procs), len(sc.files))
+	b.WriteString("| suite | outcome | time |\n|---|---|---|\n")
+	for _, r := range sc.results {
+		b.WriteString("| " + r + " |\n")
+	}
+	fmt.Fprintf(&b, "\n**Leaks: %d.**\n\n", len(rp.violations))
+	for _, v := range rp.violations {
+		b.WriteString("- " + v + "\n")
+	}
+	b.WriteString("\nSecrets seen where they belong (counts):\n\n")
+	keys := make([]string, 0, len(rp.counts))
+	for k := range rp.counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "- %s: %d\n", k, rp.counts[k])
+		for _, f := range rp.reviewed[k] {
+			fmt.Fprintf(&b, "  - %s\n", strings.ReplaceAll(f, "\n", " "))
+		}
+	}
+	return b.String()
+}
