@@ -48,15 +48,27 @@ e2e:
 lint: fmt-check vet
 	$(GO) run $(GOLANGCI_LINT) run ./...
 
+# Go benchmarks of every package, then tokenhelper against its peers side by side
+# (integrations/bench/scripts/peers.sh: needs hyperfine git curl oidc-agent-cli time;
+# ~35 minutes, 24 of them the simulated batch day). Results: docs/benchmarks.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	integrations/bench/scripts/peers.sh
 
-# Run every fuzz target for FUZZTIME each (seed corpora run in `make test`).
+# Run every fuzz target for FUZZTIME each (seed corpora run in `make test`); with
+# FUZZ_MIN_CPU=S a target runs again until it has used S CPU-seconds. The new inputs
+# that widened coverage are kept as seeds in testdata/fuzz/ (FUZZ_KEEP per target).
+FUZZ_MIN_CPU ?= 0
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; done
+	FUZZTIME=$(FUZZTIME) FUZZ_MIN_CPU=$(FUZZ_MIN_CPU) integrations/reliability/scripts/fuzz.sh
+
+# The reliability campaign (docs/reliability.md), for people, not CI (hours): fault
+# matrix, SIGKILL rounds and the secret-leak scan (integrations/reliability: needs git
+# curl strace oidc-agent-cli), then every fuzz target for at least 5 CPU-minutes.
+.PHONY: reliability
+reliability:
+	TOKENHELPER_RELIABILITY=1 $(GO) test -count=1 -timeout 4h -v ./integrations/reliability/
+	$(MAKE) --no-print-directory fuzz FUZZTIME=2m FUZZ_MIN_CPU=300
 
 # The guided tour (README's quick start): starts the loopback test bed in-process and
 # runs the real bin/tokenhelper through register, device-flow login, inspect, a

@@ -52,7 +52,7 @@ func killKinds() []killKind {
 
 // killStats counts what the rounds of a kind did.
 type killStats struct {
-	rounds, killed, lostInWindow, survivorsOK, litter int
+	rounds, killed, lostInWindow, inTemp, survivorsOK, litter int
 }
 
 // TestKillCampaign runs refreshes (token, exec, export: three processes
@@ -184,9 +184,17 @@ func TestKillCampaign(t *testing.T) {
 					t.Errorf("%s: 'session expired' while the stored refresh token is still valid at the provider", name)
 				}
 				// The stored token was used at the provider (rotated) and
-				// its successor never reached the disk: the window no
-				// client can close.
+				// its successor never reached account.json: the window no
+				// client can close. Was the successor complete in the
+				// temporary file the killed write left?
 				st.lostInWindow++
+				tmps, _ := filepath.Glob(filepath.Join(r.ProfileDir(), ".account.json.tmp-*"))
+				for _, tmp := range tmps {
+					if rt, err := r.SecretIn(tmp, "refresh_token"); err == nil && rt != "" && r.Active(rt) {
+						st.inTemp++
+						break
+					}
+				}
 				r.Relogin()
 			default:
 				t.Errorf("%s: next refresh: exit %d: %s", name, next.Code, next.Stderr)
@@ -195,7 +203,7 @@ func TestKillCampaign(t *testing.T) {
 			st.rounds++
 		}
 		rows = append(rows, []string{k.name, strconv.Itoa(st.rounds), strconv.Itoa(st.killed), strconv.Itoa(st.survivorsOK),
-			"0", strconv.Itoa(st.lostInWindow), strconv.Itoa(st.litter)})
+			"0", strconv.Itoa(st.lostInWindow), strconv.Itoa(st.inTemp), strconv.Itoa(st.litter)})
 	}
 	if total < 100 {
 		t.Errorf("%d rounds, want at least 100", total)
@@ -204,7 +212,8 @@ func TestKillCampaign(t *testing.T) {
 	md := fmt.Sprintf("Seed %d. Every round: three processes (`token`, `exec -- true`, `export --file`) on an expired cache. "+
 		"Temporary files of interrupted writes still there at the end: %d.\n\n", seed, left) +
 		table([]string{"kill moment", "rounds", "processes killed", "survivors that got a token", "unusable states",
-			"sessions lost (all after the provider's rotation, before the write)", "temporary files left by kills"}, rows)
+			"sessions lost (all after the provider's rotation, before the write)",
+			"of which the new refresh token was complete in a temporary file", "temporary files left by kills"}, rows)
 	writeReport(t, "kill.md", md)
 }
 

@@ -65,7 +65,13 @@ func (r *Rig) ProfileDir() string { return filepath.Join(r.StateDir, "profiles",
 // absent. It fails the test when the state cannot be read: unusable
 // state is what the campaign looks for.
 func (r *Rig) StoredSecret(name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(r.ProfileDir(), "account.json"))
+	return r.SecretIn(filepath.Join(r.ProfileDir(), "account.json"), name)
+}
+
+// SecretIn decrypts one secret of an account file (account.json, or a
+// temporary file an interrupted write left) with the profile's key.
+func (r *Rig) SecretIn(accountFile, name string) (string, error) {
+	b, err := os.ReadFile(accountFile)
 	if err != nil {
 		return "", err
 	}
