@@ -193,7 +193,27 @@ func (sc *scan) run(t *testing.T, straceBin, work, secretsFile, evidence string,
 	wg.Wait()
 	outcome := "ok"
 	if err != nil {
-		outcome = "FAILED (" + err.Error() + ")"
+		// ptrace changes timing (and oidc-agent's behaviour): run the
+		// suite again without strace, the pollers and the log still on.
+		outcome = "failed under strace (" + err.Error() + "); without strace: "
+		logf.WriteString("\n==== again without strace ====\n")
+		c2 := exec.CommandContext(ctx, s.bin, "-test.v", "-test.count=1", "-test.timeout=40m")
+		c2.Dir, c2.Env, c2.Stdout, c2.Stderr = s.dir, c.Env, logf, logf
+		if err := c2.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done2 := make(chan struct{})
+		wg.Add(2)
+		go func() { defer wg.Done(); sc.pollProc(c2.Process.Pid, done2) }()
+		go func() { defer wg.Done(); sc.pollFiles(tmp, done2) }()
+		err2 := c2.Wait()
+		close(done2)
+		wg.Wait()
+		if err2 != nil {
+			outcome += "FAILED (" + err2.Error() + ")"
+		} else {
+			outcome += "ok (argv, environment, files and output scanned; no per-write attribution)"
+		}
 	}
 	t.Logf("suite %s: %s in %s", s.name, outcome, time.Since(start).Round(time.Second))
 	sc.mu.Lock()
@@ -358,6 +378,26 @@ func (ss secretSet) find(s string) []string {
 	return out
 }
 
+// jwtShaped reports whether s holds something that looks like a signed
+// JWT (three base64url parts, the first a JSON header).
+func jwtShaped(s string) bool {
+	for i := strings.Index(s, "eyJ"); i >= 0; {
+		j := i
+		for j < len(s) && isTokenChar(s[j]) {
+			j++
+		}
+		if run := s[i:j]; len(run) >= 40 && strings.Count(run, ".") == 2 {
+			return true
+		}
+		k := strings.Index(s[j:], "eyJ")
+		if k < 0 {
+			return false
+		}
+		i = j + k
+	}
+	return false
+}
+
 // redact replaces the secrets in s by their kinds, for the report.
 func (ss secretSet) redact(s string) string {
 	var b strings.Builder
@@ -371,8 +411,11 @@ func (ss secretSet) redact(s string) string {
 		for j < len(s) && isTokenChar(s[j]) {
 			j++
 		}
-		if k, ok := ss[s[i:j]]; ok && j-i >= 12 {
+		run := s[i:j]
+		if k, ok := ss[run]; ok && j-i >= 12 {
 			b.WriteString("<" + strings.ToUpper(k) + ">")
+		} else if strings.HasPrefix(run, "eyJ") && len(run) >= 40 && strings.Count(run, ".") == 2 {
+			b.WriteString("<JWT>")
 		} else {
 			b.WriteString(s[i:j])
 		}
@@ -668,6 +711,9 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 			argv, env := execveArgs(call)
 			if !l.resumed {
 				argvHits, envHits := ss.find(argv), ss.find(env)
+				if len(argvHits) == 0 && p.role() == "tokenhelper" && jwtShaped(argv) {
+					argvHits = []string{"JWT-shaped string"}
+				}
 				if len(argvHits)+len(envHits) > 0 {
 					what := fmt.Sprintf("execve %s by %s: argv %v env %v", ss.redact(short(argv)), short(p.argv), argvHits, envHits)
 					classifyStart(rp, p, argvHits, envHits, what)
@@ -680,11 +726,17 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 			}
 		case !l.resumed && (strings.HasPrefix(call, "write") || strings.HasPrefix(call, "pwrite")):
 			hits := ss.find(call)
+			p := get(l.pid)
+			fd, target := writeTarget(call)
+			if len(hits) == 0 && fd == 2 && p.role() == "tokenhelper" && jwtShaped(call) {
+				// Tokens the tests made themselves are not in the test
+				// beds' record: any JWT on tokenhelper's stderr is one.
+				hits = []string{"JWT-shaped string"}
+			}
 			if len(hits) == 0 {
 				return
 			}
-			fd, target := writeTarget(call)
-			judgeWrite(rp, ss, get(l.pid), fd, target, hits, call)
+			judgeWrite(rp, ss, p, fd, target, hits, call)
 		}
 	})
 	if err != nil {
