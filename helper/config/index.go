@@ -41,15 +41,6 @@ func (ix *index) line(path ...string) int {
 	return 0
 }
 
-// has reports whether path itself appears in the document.
-func (ix *index) has(path ...string) bool {
-	if ix == nil {
-		return false
-	}
-	_, ok := ix.byPath[pathKey(path)]
-	return ok
-}
-
 // buildIndex walks a document that go-toml already accepted.
 func buildIndex(data []byte) (*index, error) {
 	ix := &index{byPath: map[string]int{}}

@@ -70,8 +70,7 @@ type routeKey struct {
 }
 
 type compiledRoute struct {
-	key   routeKey
-	index int
+	key routeKey
 }
 
 // compileRoute parses a route URL; msg says what is wrong with it.

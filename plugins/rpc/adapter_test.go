@@ -102,7 +102,6 @@ type scripted struct {
 	err      error
 	req      helper.Request
 	deadline time.Time
-	ui       helper.UI
 	status   helper.Status
 }
 

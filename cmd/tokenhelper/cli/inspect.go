@@ -91,8 +91,6 @@ fails exits with code 7.`,
 	return cmd
 }
 
-const maxInspectInput = 64 << 10
-
 // inspectInput finds the token to inspect and says where it came from.
 func (a *app) inspectInput(cmd *cobra.Command, args []string) (raw, where string, err error) {
 	if len(args) == 1 {
