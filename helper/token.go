@@ -34,9 +34,7 @@ func (r Request) Normalized() Request {
 func normalizeList(in []string) []string {
 	var out []string
 	for _, s := range in {
-		for _, f := range strings.Fields(s) {
-			out = append(out, f)
-		}
+		out = append(out, strings.Fields(s)...)
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

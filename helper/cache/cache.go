@@ -298,12 +298,14 @@ func isEntryBase(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+		if !isLowerHex(s[i]) {
 			return false
 		}
 	}
 	return true
 }
+
+func isLowerHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
 
 // check refuses a Cache without an absolute directory (a relative one
 // would put tokens wherever the working directory happens to be).

@@ -185,9 +185,14 @@ func isBareKey(s string) bool {
 		return false
 	}
 	for _, c := range s {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !isBareKeyChar(c) {
 			return false
 		}
 	}
 	return true
+}
+
+// isBareKeyChar: TOML bare keys are A-Za-z0-9_-.
+func isBareKeyChar(c rune) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }

@@ -135,7 +135,7 @@ func normHost(h string) (string, string) {
 		return ip.String(), ""
 	}
 	for _, r := range h {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
+		if !isHostChar(r) {
 			if r == '*' {
 				return "", fmt.Sprintf("host %s: wildcards are not supported; write one route per host", quoteValue(h))
 			}
@@ -143,6 +143,12 @@ func normHost(h string) (string, string) {
 		}
 	}
 	return h, ""
+}
+
+// isHostChar reports whether r may appear in a route's lower-cased host
+// name.
+func isHostChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_'
 }
 
 // cleanPath makes "/data/", "data", "/data//x/.." all "/data"; the root is "".

@@ -208,8 +208,8 @@ func (v *validator) routes(c *Config) {
 		r := &c.Routes[i]
 		path := []string{"routes", strconv.Itoa(i)}
 		key := func(k string) []string { return appendPath(path, k) }
-		switch {
-		case r.URL == "":
+		switch r.URL {
+		case "":
 			v.add(path, "url is required (e.g. url = \"https://dcache.example.org:2880/data\")")
 		default:
 			cr, msg := compileRoute(r.URL)
@@ -227,8 +227,8 @@ func (v *validator) routes(c *Config) {
 				seen[cr.key] = i
 			}
 		}
-		switch {
-		case r.Profile == "":
+		switch r.Profile {
+		case "":
 			v.add(path, "profile is required%s", knownProfiles(c.ProfileNames()))
 		default:
 			if _, ok := c.Profiles[r.Profile]; !ok {
@@ -247,8 +247,8 @@ func (v *validator) renew(c *Config) {
 		o := &c.Renew[i]
 		path := []string{"renew", strconv.Itoa(i)}
 		key := func(k string) []string { return appendPath(path, k) }
-		switch {
-		case o.Profile == "":
+		switch o.Profile {
+		case "":
 			v.add(path, "profile is required%s", knownProfiles(c.ProfileNames()))
 		default:
 			if _, ok := c.Profiles[o.Profile]; !ok {

@@ -223,14 +223,14 @@ func (r *renderer) jwt(info *Info) {
 	}
 	slices.Sort(authz)
 	slices.Sort(other)
-	switch n := len(authz) + len(other); {
-	case n == 0:
+	switch len(authz) + len(other) {
+	case 0:
 		if info.Has("scope") || info.Has("scp") {
 			r.line("Scopes", "(none)")
 		} else {
 			r.line("Scopes", "(no scope claim)")
 		}
-	case n == 1:
+	case 1:
 		r.line("Scope", slices.Concat(authz, other)[0])
 	default:
 		r.lines("Scopes", authz)

@@ -354,7 +354,7 @@ func TestVerifyErrors(t *testing.T) {
 			is.jwksFunc = func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"foo": 1}`)) }
 		}, kind: helper.KindUnavailable, msg: `the JWK Set at $SRV/jwk is malformed: no "keys" array`},
 		{name: "jwks 403", setup: func(is *testIssuer) {
-			is.jwksFunc = func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 403) }
+			is.jwksFunc = func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) }
 		}, kind: helper.KindUnavailable, msg: "HTTP 403 Forbidden"},
 		{name: "redirect to plain http", setup: func(is *testIssuer) {
 			is.discovery = func(w http.ResponseWriter, r *http.Request) {

@@ -128,7 +128,8 @@ func readSecret(tty *os.File, out io.Writer, prompt string, stop <-chan struct{}
 	}()
 	select {
 	case r := <-done:
-		if r.err != nil && !(errors.Is(r.err, io.EOF) && r.line != "") {
+		// A last line without a newline (EOF after text) is a passphrase.
+		if r.err != nil && (!errors.Is(r.err, io.EOF) || r.line == "") {
 			if errors.Is(r.err, io.EOF) {
 				return "", helper.Errorf(helper.KindUsage, "no passphrase entered")
 			}

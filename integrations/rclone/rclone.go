@@ -85,11 +85,15 @@ func validName(name string) bool {
 		return false
 	}
 	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_.+@-", r)) {
+		if !isNameChar(r) {
 			return false
 		}
 	}
 	return true
+}
+
+func isNameChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_.+@-", r)
 }
 
 // Section returns the rclone.conf section for r:

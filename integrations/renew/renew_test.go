@@ -229,10 +229,8 @@ func TestOnce(t *testing.T) {
 }
 
 func TestOnceRefusesForeignFile(t *testing.T) {
-	if os.Geteuid() == 0 {
-		// As root a file of uid 0 is ours; simulate another owner with
-		// the discovery UID.
-	}
+	// As root a file of uid 0 is ours too: the other owner is simulated
+	// with the discovery UID.
 	clk := newFakeClock(t0)
 	src := &fakeSource{t: t, clock: clk, life: 30 * time.Minute}
 	env := testEnv(t)

@@ -140,7 +140,7 @@ func TestClock(t *testing.T) {
 	}
 	r := RealClock()
 	r.Advance(24 * time.Hour)
-	if d := r.Now().Sub(time.Now()); d < 23*time.Hour || d > 25*time.Hour {
+	if d := time.Until(r.Now()); d < 23*time.Hour || d > 25*time.Hour {
 		t.Errorf("ticking clock offset %v", d)
 	}
 	r.Set(start)

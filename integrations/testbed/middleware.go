@@ -46,7 +46,7 @@ func needsReencode(b []byte) bool {
 		switch {
 		case c <= ' ' || c >= 0x7f || c == ';':
 			return true
-		case c == '%' && !(i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2])):
+		case c == '%' && !isPercentEscape(b, i):
 			return true
 		}
 	}
@@ -58,6 +58,11 @@ func fixPart(p []byte) []byte {
 		return p
 	}
 	return []byte(url.QueryEscape(string(p)))
+}
+
+// isPercentEscape reports whether b[i] starts a %XX escape.
+func isPercentEscape(b []byte, i int) bool {
+	return i+2 < len(b) && isHex(b[i+1]) && isHex(b[i+2])
 }
 
 func isHex(c byte) bool {

@@ -61,9 +61,14 @@ func tomlKey(k string) string {
 		return `""`
 	}
 	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+		if !isBareKeyChar(r) {
 			return tomlString(k)
 		}
 	}
 	return k
+}
+
+// isBareKeyChar: TOML bare keys are A-Za-z0-9_-.
+func isBareKeyChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
 }

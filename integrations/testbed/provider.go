@@ -430,7 +430,7 @@ func (s *opServer) Introspect(ctx context.Context, r *op.Request[op.Introspectio
 	if _, err := s.tb.store.authenticate(cc.ClientID, cc.ClientSecret); err != nil {
 		return nil, op.NewStatusError(oidc.ErrInvalidClient().WithDescription("client authentication failed"), http.StatusUnauthorized)
 	}
-	token := r.Data.IntrospectionRequest.Token
+	token := r.Data.Token
 	out := map[string]any{"active": false}
 	if g, ok := s.tb.store.lookupRefresh(token); ok {
 		if !g.used && !g.revoked && s.tb.Clock.Now().Before(g.expires) {

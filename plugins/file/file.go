@@ -160,12 +160,18 @@ func ScopeCovers(have, want string) bool {
 	if !ok1 || !ok2 || !strings.HasPrefix(ha, "storage.") || !strings.HasPrefix(wa, "storage.") {
 		return false
 	}
-	if !(ha == wa || ha == "storage.modify" && wa == "storage.create" || ha == "storage.stage" && wa == "storage.read") {
+	if !impliesAuthz(ha, wa) {
 		return false
 	}
 	hp = strings.TrimSuffix(hp, "/")
 	wp = strings.TrimSuffix(wp, "/")
 	return hp == "" || wp == hp || strings.HasPrefix(wp, hp+"/")
+}
+
+// impliesAuthz reports whether the storage authorization have grants want:
+// equal, modify ⊃ create, stage ⊃ read.
+func impliesAuthz(have, want string) bool {
+	return have == want || have == "storage.modify" && want == "storage.create" || have == "storage.stage" && want == "storage.read"
 }
 
 func audienceOK(have, want []string) bool {

@@ -36,7 +36,7 @@ func (b *Backend) Login(ctx context.Context, req helper.LoginRequest) (*helper.T
 	if req.UI != nil {
 		b.o.UI = req.UI
 	}
-	r := req.Request.Normalized()
+	r := req.Normalized()
 	a, err := b.st.load()
 	if err != nil {
 		return nil, err

@@ -64,8 +64,8 @@ func (b *Backend) Logout(ctx context.Context, req helper.LogoutRequest) error {
 	}
 
 	if rt != "" {
-		switch {
-		case a.Endpoints.Revocation == "":
+		switch a.Endpoints.Revocation {
+		case "":
 			b.say("%s offers no token revocation: the refresh token stays valid %s.", a.Issuer, when(a.RefreshExpiry))
 		default:
 			err := p.revoke(ctx, a.Endpoints.Revocation, rt, "refresh_token", auth)

@@ -419,10 +419,10 @@ func (p *provider) deleteRegistration(ctx context.Context, uri, rat string) erro
 	if err != nil {
 		return err
 	}
-	switch {
-	case status == http.StatusNoContent || status == http.StatusOK:
+	switch status {
+	case http.StatusNoContent, http.StatusOK:
 		return nil
-	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
 		return errClientGone
 	}
 	return httpStatusError(status, body, "the registration endpoint")

@@ -185,7 +185,7 @@ func configured(t *testing.T, b helper.Backend) *rpc.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := b.(*scripted); ok && !(caps.Login && caps.Logout && caps.Status) {
+	if _, ok := b.(*scripted); ok && (!caps.Login || !caps.Logout || !caps.Status) {
 		t.Fatalf("capabilities %+v", caps)
 	}
 	return c

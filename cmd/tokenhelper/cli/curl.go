@@ -233,7 +233,8 @@ func (a *app) runCurl(ctx context.Context, o tokenOptions, args []string) error 
 		return helper.Errorf(helper.KindUsage, "tokenhelper cannot see the URLs in your -K/--config file, so it cannot pick the profile (or tell where the token goes)").
 			WithFix("name the profile: tokenhelper curl -p NAME ... (tokenhelper's own config file: set TOKENHELPER_CONFIG)")
 	}
-	if len(parsed.URLs) == 0 && !(explicit && parsed.UserConfig) {
+	// A -K file (allowed with -p only, above) may hold the URLs.
+	if len(parsed.URLs) == 0 && !parsed.UserConfig {
 		return helper.Errorf(helper.KindUsage, "no URL among curl's arguments").WithFix("see tokenhelper curl --help")
 	}
 	p, o, err := a.routeURLs(parsed.URLs, o)

@@ -28,12 +28,14 @@ func ValidName(name string) bool {
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+		if !isNameChar(c) {
 			return false
 		}
 	}
 	return true
 }
+
+func isNameChar(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' }
 
 // Found is a plugin executable in the plugin directories or pinned by path.
 type Found struct {
