@@ -220,10 +220,10 @@ func StartXRootD(ctx context.Context, run *Run, cfg XRootDConfig) (*XRootD, erro
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		if x.RootPort, err = freePort(); err != nil {
+		if x.RootPort, err = freePort(ctx); err != nil {
 			return nil, err
 		}
-		if x.HTTPPort, err = freePort(); err != nil {
+		if x.HTTPPort, err = freePort(ctx); err != nil {
 			return nil, err
 		}
 		x.Audience = cfg.Audience
@@ -246,7 +246,9 @@ func StartXRootD(ctx context.Context, run *Run, cfg XRootDConfig) (*XRootD, erro
 		if err := write(x.SciTokensConfig, []byte(sc), 0o600); err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(cfg.Binary, "-R", cfg.User, "-c", x.ConfigFile)
+		// Not exec.CommandContext: the server outlives ctx (which bounds
+		// the start); run.Close stops its process group.
+		cmd := exec.Command(cfg.Binary, "-R", cfg.User, "-c", x.ConfigFile) //nolint:noctx // stopped by run.Close, not by ctx
 		cmd.Dir = dir
 		cmd.Env = []string{
 			"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
@@ -385,8 +387,9 @@ func ownerUID(fi fs.FileInfo) (int, bool) {
 }
 
 // freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}

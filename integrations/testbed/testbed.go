@@ -223,7 +223,8 @@ func listen(addr string) (net.Listener, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	ln, err := net.Listen("tcp", addr)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, (&helper.Error{Kind: helper.KindConfig, Msg: "cannot listen on " + addr, Err: err}).WithFix("choose another --addr (127.0.0.1:0 picks a free port)")
 	}

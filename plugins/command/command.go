@@ -156,9 +156,9 @@ func (b *Backend) Token(ctx context.Context, req helper.Request) (*helper.Token,
 	defer cancel()
 	var cmd *exec.Cmd
 	if b.argv != nil {
-		cmd = exec.Command(b.argv[0], b.argv[1:]...)
+		cmd = exec.CommandContext(ctx, b.argv[0], b.argv[1:]...)
 	} else {
-		cmd = exec.Command("/bin/sh", "-c", b.command)
+		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", b.command)
 	}
 	stdout := &limited{max: MaxOutput}
 	stderr := &remote.Tail{}
@@ -206,27 +206,27 @@ func (b *Backend) Token(ctx context.Context, req helper.Request) (*helper.Token,
 	return tok, nil
 }
 
-// run starts cmd and waits for it, killing its process group when ctx
-// ends first.
+// run runs cmd, made with exec.CommandContext(ctx, ...), and kills its
+// process group when ctx ends first; then the error is ctx's.
 func run(ctx context.Context, cmd *exec.Cmd) error {
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if errors.Is(err, exec.ErrWaitDelay) {
-			// It exited successfully, but something it started in the
-			// background still holds stdout: what it printed is read.
-			return nil
-		}
-		return err
-	case <-ctx.Done():
+	killed := false
+	cmd.Cancel = func() error {
+		killed = true // read after Run returns: Wait waits for Cancel
 		killGroup(cmd)
-		<-done
-		return ctx.Err()
+		return nil
 	}
+	err := cmd.Run()
+	switch {
+	case killed:
+		return ctx.Err()
+	case err == nil:
+		return nil
+	case errors.Is(err, exec.ErrWaitDelay):
+		// It exited successfully, but something it started in the
+		// background still holds stdout: what it printed is read.
+		return nil
+	}
+	return err
 }
 
 func (b *Backend) runError(ctx context.Context, err error, took time.Duration, line func(string) string) error {

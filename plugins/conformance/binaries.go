@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,13 +56,13 @@ func Binaries(t testing.TB) Bins {
 	dir := binDir
 	binMu.Unlock()
 	if dir == "" {
-		b, err := build(t.TempDir())
+		b, err := build(t.Context(), t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	binOnce.Do(func() { bins, binErr = build(dir) })
+	binOnce.Do(func() { bins, binErr = build(t.Context(), dir) })
 	if binErr != nil {
 		t.Fatal(binErr)
 	}
@@ -69,8 +70,8 @@ func Binaries(t testing.TB) Bins {
 }
 
 // ModuleRoot is the directory of this module's go.mod.
-func ModuleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+func ModuleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %v", err)
 	}
@@ -81,12 +82,12 @@ func ModuleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-func build(dir string) (Bins, error) {
-	root, err := ModuleRoot()
+func build(ctx context.Context, dir string) (Bins, error) {
+	root, err := ModuleRoot(ctx)
 	if err != nil {
 		return Bins{}, err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator),
 		"./cmd/tokenhelper", "./cmd/tokenhelper-pluginhost", "./cmd/tokenhelper-plugin-command")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -194,7 +194,7 @@ const OIDCTokenCommand = `oidc-token ${TOKENHELPER_SCOPES:+--scope="$TOKENHELPER
 // docs/plugins.md recommends the command tested here and names the
 // handshake's magic cookie.
 func TestDocsMatchCode(t *testing.T) {
-	root, err := conformance.ModuleRoot()
+	root, err := conformance.ModuleRoot(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func (p *provider) discover(ctx context.Context) (*Metadata, error) {
 
 	var lastStatus int
 	for _, c := range candidates {
-		req, err := http.NewRequest(http.MethodGet, c, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c, nil)
 		if err != nil {
 			return nil, helper.Errorf(helper.KindConfig, "issuer %q is not a usable URL", clean(p.issuer, 200))
 		}

@@ -198,7 +198,7 @@ func (p *provider) netError(ctx context.Context, u *url.URL, what string, err er
 // postForm POSTs an application/x-www-form-urlencoded request with client
 // authentication (auth may be nil) and returns status and body.
 func (p *provider) postForm(ctx context.Context, endpoint string, form url.Values, auth *clientAuth, what string) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodPost, endpoint, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
 	if err != nil {
 		return 0, nil, helper.Errorf(helper.KindConfig, "the provider's %s endpoint is not a usable URL", what).
 			WithFix("log in again so its metadata is read anew")

@@ -370,7 +370,7 @@ func (b *Backend) postRegistration(ctx context.Context, p *provider, endpoint st
 	if err != nil {
 		return nil, helper.Wrap(helper.KindInternal, err, "cannot encode the client metadata")
 	}
-	req, err := http.NewRequest(http.MethodPost, endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, helper.Errorf(helper.KindConfig, "the provider's registration endpoint is not a usable URL")
 	}
@@ -410,7 +410,7 @@ var errClientGone = errors.New("client already deleted")
 // registration access token. 401/403/404 mean the client is gone (or the
 // token no longer valid for it): errClientGone.
 func (p *provider) deleteRegistration(ctx context.Context, uri, rat string) error {
-	req, err := http.NewRequest(http.MethodDelete, uri, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, uri, nil)
 	if err != nil {
 		return helper.Errorf(helper.KindInternal, "the registration URI is not usable")
 	}

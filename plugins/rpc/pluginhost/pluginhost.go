@@ -215,13 +215,16 @@ func unsupported(c *remote.Call, what string) error {
 // command builds the plugin's command line after checking it: a
 // built-in is this executable's `serve NAME`; an external plugin must
 // pass remote.Check and still be the file checked when it is started.
+// The command has no context: go-plugin owns the process (Conn.Kill and
+// Conn.Close end it, gracefully first), and Conn.Failure tells a call's
+// deadline from a crash.
 func command(t remote.Target, self string) (*exec.Cmd, error) {
 	if t.Builtin {
 		if _, ok := plugins.Lookup(t.Name); !ok {
 			return nil, helper.Errorf(helper.KindConfig, "%s is not built into this tokenhelper-pluginhost", t).
 				WithFix("install tokenhelper and tokenhelper-pluginhost from the same release")
 		}
-		return exec.Command(self, "serve", t.Name), nil
+		return exec.Command(self, "serve", t.Name), nil //nolint:noctx // go-plugin ends it (see above)
 	}
 	checked, err := remote.Check(t, os.Geteuid())
 	if err != nil {
@@ -232,7 +235,7 @@ func command(t remote.Target, self string) (*exec.Cmd, error) {
 		return nil, helper.Errorf(helper.KindUnsafe, "%s changed while it was being checked", t).
 			WithFix("try again; if it persists, find out what rewrites %s", t.Path)
 	}
-	return exec.Command(t.Path), nil
+	return exec.Command(t.Path), nil //nolint:noctx // go-plugin ends it (see above)
 }
 
 // socketBase is where the plugin's private socket directory goes: the

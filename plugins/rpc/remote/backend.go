@@ -243,7 +243,9 @@ func (b *Backend) call(ctx context.Context, c *Call, stderr io.Writer) (*Reply, 
 		stderr = io.Discard
 	}
 	out := &limitedBuffer{max: MaxMessage}
-	cmd := exec.Command(host, "call")
+	// Not exec.CommandContext, which would kill the companion as soon as
+	// ctx ends: stop gives it SIGTERM or a grace period first.
+	cmd := exec.Command(host, "call") //nolint:noctx // ctx is watched below (stop)
 	cmd.Stdin = bytes.NewReader(data)
 	cmd.Stdout = out
 	cmd.Stderr = stderr
