@@ -95,14 +95,8 @@ func (c *Credential) Target() (t config.RouteTarget, ok bool, err error) {
 	if c.Protocol == "" || c.Host == "" {
 		return t, false, inputError("the record has no protocol or host (git sends both, e.g. protocol=https and host=gitlab.example.org)")
 	}
-	host, port := c.Host, 0
-	if h, p, serr := net.SplitHostPort(c.Host); serr == nil {
-		n, perr := strconv.Atoi(p)
-		if perr != nil || n < 1 || n > 65535 || h == "" {
-			return t, false, nil
-		}
-		host, port = h, n
-	} else if strings.HasSuffix(c.Host, ":") {
+	host, port, ok := splitHost(c.Host)
+	if !ok {
 		return t, false, nil
 	}
 	t = config.RouteTarget{Scheme: c.Protocol, Host: host, Port: port}
@@ -111,6 +105,23 @@ func (c *Credential) Target() (t config.RouteTarget, ok bool, err error) {
 		t.PathKnown = true
 	}
 	return t, true, nil
+}
+
+// splitHost splits git's host field, "host" or "host:port" (port 0 when
+// absent). ok is false for an empty host, an empty or invalid port, or a
+// port out of range: not a server git could have connected to.
+func splitHost(s string) (host string, port int, ok bool) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port (or not host:port at all): all of it is the host,
+		// unless it ends in a colon with nothing after it.
+		return s, 0, !strings.HasSuffix(s, ":")
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 || h == "" {
+		return "", 0, false
+	}
+	return h, n, true
 }
 
 func isHTTP(p string) bool {

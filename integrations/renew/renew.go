@@ -466,12 +466,12 @@ func (r *Renewer) Run(ctx context.Context, outs []Output) error {
 	}
 	for {
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // ctx ending is Run's normal end
 		}
 		now = r.now()
 		for _, s := range states {
 			if ctx.Err() != nil {
-				return nil
+				return nil //nolint:nilerr // ctx ending is Run's normal end
 			}
 			if now.Before(s.next) {
 				r.check(s, now)

@@ -367,16 +367,28 @@ func (tb *Testbed) writeInfo() error {
 // checkNotInUse refuses a directory another running test bed uses (its
 // testbed.json names a live process): both would write the same files.
 func checkNotInUse(dir string) error {
-	info, err := ReadInfo(dir)
-	if err != nil || info.PID <= 0 {
+	info, running := runningInfo(dir)
+	if !running {
 		return nil
-	}
-	p, err := os.FindProcess(info.PID)
-	if err != nil || p.Signal(syscall.Signal(0)) != nil {
-		return nil // a stale file of a test bed that was killed
 	}
 	return (&helper.Error{Kind: helper.KindConfig, Msg: fmt.Sprintf("a test bed (pid %d, %s) already runs with the directory %s", info.PID, info.Issuer, dir)}).
 		WithFix("stop it, or pass another --dir")
+}
+
+// runningInfo reads dir's testbed.json and reports whether the process
+// it names is alive. No file, an unreadable one and the stale file of a
+// test bed that was killed all mean none is running: the new one
+// replaces the file.
+func runningInfo(dir string) (Info, bool) {
+	info, err := ReadInfo(dir)
+	if err != nil || info.PID <= 0 {
+		return Info{}, false
+	}
+	p, err := os.FindProcess(info.PID)
+	if err != nil || p.Signal(syscall.Signal(0)) != nil {
+		return Info{}, false
+	}
+	return info, true
 }
 
 // ReadInfo reads testbed.json from a test bed directory.

@@ -101,14 +101,11 @@ type tokenResponse struct {
 type flexInt int64
 
 func (f *flexInt) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n < 0 || n > 1<<31 {
-		*f = 0
-		return nil
+	*f = 0
+	if n, err := strconv.ParseFloat(strings.Trim(string(b), `"`), 64); err == nil && n >= 0 && n <= 1<<31 {
+		*f = flexInt(n)
 	}
-	*f = flexInt(n)
-	return nil
+	return nil // never an error: a bad value reads as 0 (unknown)
 }
 
 // provider talks HTTP to one identity provider.

@@ -57,7 +57,9 @@ func (s dockerSource) match(server string) (*config.Match, error) {
 	}
 	t, err := config.TargetFromURL(dockercred.TargetURL(server))
 	if err != nil {
-		return nil, nil // not a URL docker could reach: nothing serves it
+		// Not a URL docker could reach: nothing serves it, and docker is
+		// told "credentials not found" as for any unrouted registry.
+		return nil, nil //nolint:nilerr // no match, not a failure
 	}
 	return cfg.Match(t)
 }
