@@ -329,20 +329,25 @@ type Options struct {
 // BEARER_TOKEN_FILE pointing at it while a renewer keeps it fresh, and
 // removes the file when the command has ended. It returns the command's
 // exit status (see Run); errors before the start are *helper.Error (the
-// token file) or *StartError.
+// token file) or *StartError. A token directory that cannot be removed
+// does not change the exit status: it is reported through Renewer.Warn.
 func Exec(o Options) (int, error) {
 	if o.Token == nil || o.Token.AccessToken == "" {
 		return 0, helper.Errorf(helper.KindInternal, "exec: no token")
+	}
+	r := o.Renewer
+	if r == nil {
+		r = &renew.Renewer{}
 	}
 	td, err := NewTokenDir(o.Base)
 	if err != nil {
 		return 0, err
 	}
-	defer td.Remove()
-	r := o.Renewer
-	if r == nil {
-		r = &renew.Renewer{}
-	}
+	defer func() {
+		if err := td.Remove(); err != nil && r.Warn != nil {
+			r.Warn(fmt.Sprintf("cannot remove the token directory %s (%s): remove it with rm -r %s", td.Dir, errText(err), td.Dir))
+		}
+	}()
 	if _, err := discovery.Write(r.Env, o.Token.AccessToken, discovery.WriteOptions{Path: td.File}); err != nil {
 		return 0, err
 	}
