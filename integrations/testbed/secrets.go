@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ type secretRecorder struct {
 	fn   func(SecretKind, string)
 	mu   sync.Mutex
 	file *os.File
+	err  error // the first failed write: the record is incomplete
 }
 
 // newSecretRecorder uses fn, else the file $TOKENHELPER_TESTBED_SECRETS
@@ -77,15 +79,31 @@ func (r *secretRecorder) record(kind SecretKind, value string) {
 	value = strings.NewReplacer("\n", `\n`, "\t", `\t`).Replace(value)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.file.WriteString(string(kind) + "\t" + value + "\n") // one write: appends do not interleave
+	if r.file == nil {
+		return // closed
+	}
+	// One write: appends do not interleave.
+	if _, err := r.file.WriteString(string(kind) + "\t" + value + "\n"); err != nil && r.err == nil {
+		r.err = err
+	}
 }
 
-func (r *secretRecorder) close() {
-	if r == nil || r.file == nil {
-		return
+// close closes the file. Its error says the record is incomplete (a leak
+// scan trusting it could miss a leak).
+func (r *secretRecorder) close() error {
+	if r == nil {
+		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.file.Close()
-	r.file = nil
+	if r.file != nil {
+		if err := r.file.Close(); err != nil && r.err == nil {
+			r.err = err
+		}
+		r.file = nil
+	}
+	if r.err != nil {
+		return fmt.Errorf("the secrets recorded in $%s are incomplete: %w", EnvRecordSecrets, r.err)
+	}
+	return nil
 }

@@ -61,11 +61,13 @@ type Testbed struct {
 	wg        sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
+	closeErr  error
 	removeDir bool
 	wroteInfo bool
 
 	mu         sync.Mutex
 	transports []*http.Transport
+	serveErrs  []error // servers that stopped before Close
 }
 
 // Start starts a test bed for a test and closes it when the test ends.
@@ -80,7 +82,11 @@ func Start(t testing.TB, opts Options) *Testbed {
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	t.Cleanup(func() { tb.Close() })
+	t.Cleanup(func() {
+		if err := tb.Close(); err != nil {
+			t.Errorf("testbed: %v", err)
+		}
+	})
 	return tb
 }
 
@@ -292,12 +298,18 @@ func (tb *Testbed) serve(ln net.Listener, h http.Handler) {
 	tb.wg.Add(1)
 	go func() {
 		defer tb.wg.Done()
+		var err error
 		if tb.pki != nil {
 			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{tb.pki.server}, MinVersion: tls.VersionTLS12}
-			srv.ServeTLS(ln, "", "")
-			return
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
 		}
-		srv.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) {
+			tb.mu.Lock()
+			tb.serveErrs = append(tb.serveErrs, fmt.Errorf("the server on %s stopped: %w", ln.Addr(), err))
+			tb.mu.Unlock()
+		}
 	}()
 }
 
@@ -426,14 +438,16 @@ func (tb *Testbed) Close() error {
 			}
 		}
 		tb.wg.Wait()
-		tb.secrets.close()
+		tb.mu.Lock()
+		tb.closeErr = errors.Join(append(tb.serveErrs, tb.secrets.close())...)
+		tb.mu.Unlock()
 		if tb.removeDir && tb.Dir != "" {
 			os.RemoveAll(tb.Dir)
 		} else if tb.wroteInfo {
 			os.Remove(filepath.Join(tb.Dir, InfoFileName))
 		}
 	})
-	return nil
+	return tb.closeErr
 }
 
 // HTTPClient returns a client that trusts the test bed's CA, bypasses
