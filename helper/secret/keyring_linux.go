@@ -114,7 +114,9 @@ func (c *KeyringCache) Put(id string, secret []byte, ttl time.Duration) error {
 			_, err = unix.KeyctlInt(unix.KEYCTL_LINK, kid, unix.KEY_SPEC_USER_KEYRING, 0, 0)
 		}
 		if err != nil {
-			destroy(kid, unix.KEY_SPEC_PROCESS_KEYRING)
+			// Not linked into @u: if it cannot be destroyed, it still
+			// ends with this process's keyring.
+			_ = destroy(kid, unix.KEY_SPEC_PROCESS_KEYRING)
 			return unavailable(err)
 		}
 		_, _ = unix.KeyctlInt(unix.KEYCTL_UNLINK, kid, unix.KEY_SPEC_PROCESS_KEYRING, 0, 0)
@@ -127,7 +129,9 @@ func (c *KeyringCache) Put(id string, secret []byte, ttl time.Duration) error {
 		return unavailable(err)
 	}
 	if _, err := unix.KeyctlInt(unix.KEYCTL_SET_TIMEOUT, kid, secs, 0, 0); err != nil {
-		destroy(kid, unix.KEY_SPEC_USER_KEYRING)
+		if derr := destroy(kid, unix.KEY_SPEC_USER_KEYRING); derr != nil {
+			return unavailable(fmt.Errorf("%v, and the key (id %d), which has no timeout, could not be removed from the user keyring: %v", err, kid, derr))
+		}
 		return unavailable(err)
 	}
 	return nil
