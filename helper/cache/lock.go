@@ -132,7 +132,9 @@ func lockFile(ctx context.Context, path string, timeout time.Duration, onWait fu
 			var once sync.Once
 			return func() {
 				once.Do(func() {
-					unix.Flock(int(f.Fd()), unix.LOCK_UN)
+					// Close releases the lock too: the unlock only makes
+					// it explicit, and its error changes nothing.
+					_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 					f.Close()
 				})
 			}, nil

@@ -119,14 +119,16 @@ func Handle(ctx context.Context, src Source, action string, in io.Reader, out io
 }
 
 // WriteError writes err as the protocol wants it on stdout: exactly
-// NotFoundMessage for ErrNotFound, else one line.
+// NotFoundMessage for ErrNotFound, else one line. A failed write is not
+// reported: there is nowhere left to report it, and the exit status
+// already says the action failed.
 func WriteError(out io.Writer, err error) {
 	if IsNotFound(err) {
-		io.WriteString(out, NotFoundMessage+"\n")
+		_, _ = io.WriteString(out, NotFoundMessage+"\n")
 		return
 	}
 	msg := strings.Join(strings.Fields(err.Error()), " ")
-	io.WriteString(out, "tokenhelper: "+msg+"\n")
+	_, _ = io.WriteString(out, "tokenhelper: "+msg+"\n")
 }
 
 func writeJSON(out io.Writer, v any) error {

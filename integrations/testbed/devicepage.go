@@ -83,7 +83,9 @@ func (tb *Testbed) renderPage(w http.ResponseWriter, status int, name string, d 
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
-	pageTemplates.ExecuteTemplate(w, name, d)
+	// The status is sent: an error here is a browser that went away (or
+	// a template bug, which the web tests catch).
+	_ = pageTemplates.ExecuteTemplate(w, name, d)
 }
 
 func (tb *Testbed) handleIndex(w http.ResponseWriter, r *http.Request) {

@@ -278,7 +278,8 @@ func serveFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan 
 			w.Header().Set("WWW-Authenticate", `Basic realm="test bed"`)
 		}
 		w.WriteHeader(f.Status)
-		json.NewEncoder(w).Encode(map[string]string{
+		// Fails only for a client that went away.
+		_ = json.NewEncoder(w).Encode(map[string]string{
 			"error":             f.OAuthError,
 			"error_description": "injected by the test bed",
 		})
@@ -291,7 +292,7 @@ func serveFault(w http.ResponseWriter, r *http.Request, f Fault, closing <-chan 
 func writeOversized(w http.ResponseWriter, r *http.Request, size int64, closing <-chan struct{}) {
 	chunk := []byte(strings.Repeat("x", 32<<10))
 	head := []byte(`{"padding":"`)
-	w.Write(head)
+	_, _ = w.Write(head) // a client gone away is seen below
 	left := size - int64(len(head))
 	for left > 0 {
 		select {

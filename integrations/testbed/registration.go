@@ -26,7 +26,7 @@ type registrationRequest struct {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) // only fails for a client that went away
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {

@@ -434,7 +434,7 @@ func (s *suite) testExpiredContext(t *testing.T) {
 	if errors.Is(err, context.Canceled) && !errors.As(err, new(*helper.Error)) {
 		return // the CLI reports a bare context error as interrupted
 	}
-	s.checkError(t, err, "Token with a cancelled context")
+	_ = s.checkError(t, err, "Token with a cancelled context")
 }
 
 func (s *suite) testDeadline(t *testing.T) {
@@ -502,7 +502,7 @@ func (s *suite) testStatus(t *testing.T) {
 		t.Skip("the backend reports no status")
 	}
 	if err != nil {
-		s.checkError(t, err, "Status")
+		_ = s.checkError(t, err, "Status")
 		t.Fatalf("Status: %v", err)
 	}
 	if !got.OK {

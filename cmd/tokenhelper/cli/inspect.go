@@ -71,7 +71,9 @@ fails exits with code 7.`,
 					return err
 				}
 				if verdict != nil {
-					io.WriteString(a.stdout(), "\n")
+					if _, err := io.WriteString(a.stdout(), "\n"); err != nil {
+						return err
+					}
 					if err := jwtinfo.RenderVerdict(a.stdout(), verdict); err != nil {
 						return err
 					}
