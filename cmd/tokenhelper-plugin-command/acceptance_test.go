@@ -224,7 +224,9 @@ timeout = "2s"
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString("tampered")
+	if _, err := f.WriteString("tampered"); err != nil {
+		t.Fatal(err)
+	}
 	f.Close()
 	r = w.run("", "token", "-p", "wlcg", "--force")
 	if r.code != 8 || !strings.Contains(r.stderr, "does not match its pinned checksum: expected sha256 ") || !strings.Contains(r.stderr, ", actual ") {

@@ -118,7 +118,9 @@ func startDevice(t *testing.T, issuer string) (deviceCode, userCode string) {
 	}
 	defer resp.Body.Close()
 	var d map[string]any
-	json.NewDecoder(resp.Body).Decode(&d)
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
 	deviceCode, _ = d["device_code"].(string)
 	userCode, _ = d["user_code"].(string)
 	if userCode == "" {

@@ -757,9 +757,14 @@ func TestLockProfileSerialises(t *testing.T) {
 			defer unlock()
 			b, _ := os.ReadFile(counter)
 			var v int
-			fmt.Sscan(string(b), &v)
+			if _, err := fmt.Sscan(string(b), &v); err != nil {
+				t.Error(err)
+				return
+			}
 			time.Sleep(time.Millisecond) // widen the read-modify-write window
-			os.WriteFile(counter, []byte(fmt.Sprint(v+1)), 0o600)
+			if err := os.WriteFile(counter, []byte(fmt.Sprint(v+1)), 0o600); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 	wg.Wait()

@@ -45,7 +45,7 @@ func playRole(role string) error {
 		// Announce readiness, then wait for the go signal (EOF on stdin),
 		// so that all processes ask at once.
 		fmt.Println("ready")
-		io.Copy(io.Discard, os.Stdin)
+		_, _ = io.Copy(io.Discard, os.Stdin)
 		counter := os.Getenv("CACHE_COUNTER")
 		t, err := c.Get(ctx, procReq, func(ctx context.Context) (*helper.Token, error) {
 			// Count acquisitions by appending one line with O_APPEND: this
@@ -69,7 +69,7 @@ func playRole(role string) error {
 		_, err := c.Get(ctx, helper.Request{Profile: procReq.Profile, Scopes: procReq.Scopes, Audiences: procReq.Audiences, Force: true},
 			func(ctx context.Context) (*helper.Token, error) {
 				fmt.Println("acquiring")
-				io.Copy(io.Discard, os.Stdin)
+				_, _ = io.Copy(io.Discard, os.Stdin)
 				return nil, errors.New("stdin closed")
 			})
 		return err
@@ -133,8 +133,8 @@ func TestProcessesOneAcquisition(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, p := range procs {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
 		}
 	})
 	for i, p := range procs {
@@ -190,8 +190,8 @@ func TestKilledMidAcquire(t *testing.T) {
 		}
 		defer stdin.Close()
 		if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "acquiring\n" {
-			cmd.Process.Kill()
-			cmd.Wait()
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 			t.Fatalf("round %d: %q, %v", round, line, err)
 		}
 		// It holds the entry lock now.
@@ -200,8 +200,10 @@ func TestKilledMidAcquire(t *testing.T) {
 			u()
 			t.Fatal("the lock is free while a process is acquiring")
 		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait() // killed
 
 		if got := stored(t, c, procReq); got != "old" {
 			t.Fatalf("round %d: entry after the kill holds %q, want the old token", round, got)
@@ -255,20 +257,24 @@ func TestKilledMidWrite(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d: writer stopped: %v", round, err)
 			}
-			fmt.Sscanf(line, "wrote %d", &last)
+			if _, err := fmt.Sscanf(line, "wrote %d", &last); err != nil {
+				t.Fatalf("round %d: writer said %q: %v", round, line, err)
+			}
 			// Read as the warm path does, while the writer writes.
 			data, err := readPrivate(entry)
 			if err == nil {
 				_, err = decodeEntry(data)
 			}
 			if err != nil {
-				cmd.Process.Kill()
-				cmd.Wait()
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
 				t.Fatalf("round %d: reading during writes: %v", round, err)
 			}
 		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait() // killed
 
 		data, err := os.ReadFile(entry)
 		if err != nil {

@@ -68,7 +68,7 @@ func helperHammer() int {
 		UID:    os.Geteuid(),
 		TmpDir: filepath.Join(dir, "no-tmp"),
 	}
-	io.Copy(io.Discard, os.Stdin) // wait for the parent to start everyone
+	_, _ = io.Copy(io.Discard, os.Stdin) // wait for the parent to start everyone
 	rng := rand.New(rand.NewPCG(uint64(id), 1))
 	bad := 0
 	for i := range iter {

@@ -58,14 +58,14 @@ func newIssuer(t *testing.T, o issuerOpts) *testIssuer {
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(map[string]any{"issuer": is.Issuer, "jwks_uri": is.srv.URL + "/jwk", "token_endpoint": is.srv.URL + "/token"})
+			_ = json.NewEncoder(w).Encode(map[string]any{"issuer": is.Issuer, "jwks_uri": is.srv.URL + "/jwk", "token_endpoint": is.srv.URL + "/token"})
 		case "/jwk":
 			if jf != nil {
 				jf(w, r)
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(keys)
+			_ = json.NewEncoder(w).Encode(keys)
 		default:
 			http.NotFound(w, r)
 		}
@@ -177,7 +177,7 @@ func TestVerifyVerdicts(t *testing.T) {
 		{name: "discovery names issuer without the slash", issuer: issuerOpts{slash: true},
 			setup: func(is *testIssuer) {
 				is.discovery = func(w http.ResponseWriter, r *http.Request) {
-					json.NewEncoder(w).Encode(map[string]any{"issuer": is.srv.URL, "jwks_uri": is.srv.URL + "/jwk"})
+					_ = json.NewEncoder(w).Encode(map[string]any{"issuer": is.srv.URL, "jwks_uri": is.srv.URL + "/jwk"})
 				}
 			}, token: rs("rsa1", nil), valid: true, step: StepDiscovery, ok: true, detail: "differs only by a trailing slash"},
 		{name: "no kid, one key", setup: func(is *testIssuer) { is.jwks = map[string]any{"keys": []any{jwkOf("", &k.rsa.PublicKey)}} },
@@ -256,12 +256,12 @@ func TestVerifyVerdicts(t *testing.T) {
 			step: StepIssuer, detail: "query or fragment", noHits: true},
 		{name: "discovery for another issuer", setup: func(is *testIssuer) {
 			is.discovery = func(w http.ResponseWriter, r *http.Request) {
-				json.NewEncoder(w).Encode(map[string]any{"issuer": "https://evil.example", "jwks_uri": is.srv.URL + "/jwk"})
+				_ = json.NewEncoder(w).Encode(map[string]any{"issuer": "https://evil.example", "jwks_uri": is.srv.URL + "/jwk"})
 			}
 		}, token: rs("rsa1", nil), step: StepDiscovery, detail: `describes issuer "https://evil.example"`},
 		{name: "jwks_uri not https", setup: func(is *testIssuer) {
 			is.discovery = func(w http.ResponseWriter, r *http.Request) {
-				json.NewEncoder(w).Encode(map[string]any{"issuer": is.Issuer, "jwks_uri": "http://keys.example.org/jwk"})
+				_ = json.NewEncoder(w).Encode(map[string]any{"issuer": is.Issuer, "jwks_uri": "http://keys.example.org/jwk"})
 			}
 		}, token: rs("rsa1", nil), step: StepDiscovery, detail: `jwks_uri "http://keys.example.org/jwk", which is not an https URL`},
 	} {
@@ -313,7 +313,7 @@ func TestVerifyErrors(t *testing.T) {
 	k := genKeys(t)
 	big := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"keys":[` + strings.Repeat(" ", MaxBody) + `]}`))
+		_, _ = w.Write([]byte(`{"keys":[` + strings.Repeat(" ", MaxBody) + `]}`))
 	}
 	for _, c := range []struct {
 		name  string
@@ -331,27 +331,29 @@ func TestVerifyErrors(t *testing.T) {
 		{name: "discovery HTML", setup: func(is *testIssuer) {
 			is.discovery = func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				w.Write([]byte("<!DOCTYPE html><html><body>Maintenance</body></html>"))
+				_, _ = w.Write([]byte("<!DOCTYPE html><html><body>Maintenance</body></html>"))
 			}
 		}, kind: helper.KindUnavailable, msg: "the OpenID discovery document at $SRV/.well-known/openid-configuration is an HTML page, not JSON"},
 		{name: "HTML sent as JSON", setup: func(is *testIssuer) {
 			is.jwksFunc = func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
-				w.Write([]byte("\n  <html>login</html>"))
+				_, _ = w.Write([]byte("\n  <html>login</html>"))
 			}
 		}, kind: helper.KindUnavailable, msg: "the JWK Set at $SRV/jwk is an HTML page"},
 		{name: "discovery malformed JSON", setup: func(is *testIssuer) {
-			is.discovery = func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"issuer": "x",`)) }
+			is.discovery = func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"issuer": "x",`)) }
 		}, kind: helper.KindUnavailable, msg: "is not valid JSON"},
 		{name: "discovery wrong types", setup: func(is *testIssuer) {
-			is.discovery = func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"issuer": 1, "jwks_uri": []}`)) }
+			is.discovery = func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"issuer": 1, "jwks_uri": []}`)) }
 		}, kind: helper.KindUnavailable, msg: "malformed: issuer has the wrong type"},
 		{name: "no jwks_uri", setup: func(is *testIssuer) {
-			is.discovery = func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"issuer": "` + is.Issuer + `"}`)) }
+			is.discovery = func(w http.ResponseWriter, r *http.Request) {
+				_, _ = w.Write([]byte(`{"issuer": "` + is.Issuer + `"}`))
+			}
 		}, kind: helper.KindUnavailable, msg: "has no jwks_uri"},
 		{name: "jwks oversized", setup: func(is *testIssuer) { is.jwksFunc = big }, kind: helper.KindUnavailable, msg: "the JWK Set at $SRV/jwk is larger than 1024 KiB"},
 		{name: "jwks not a key set", setup: func(is *testIssuer) {
-			is.jwksFunc = func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"foo": 1}`)) }
+			is.jwksFunc = func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"foo": 1}`)) }
 		}, kind: helper.KindUnavailable, msg: `the JWK Set at $SRV/jwk is malformed: no "keys" array`},
 		{name: "jwks 403", setup: func(is *testIssuer) {
 			is.jwksFunc = func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", http.StatusForbidden) }
@@ -368,7 +370,7 @@ func TestVerifyErrors(t *testing.T) {
 		}, kind: helper.KindUnavailable, msg: "timed out fetching the OpenID discovery document from $SRV"},
 		{name: "slow body past deadline", setup: func(is *testIssuer) {
 			is.jwksFunc = func(w http.ResponseWriter, r *http.Request) {
-				w.Write([]byte(`{"keys":[`))
+				_, _ = w.Write([]byte(`{"keys":[`))
 				w.(http.Flusher).Flush()
 				<-r.Context().Done()
 			}
@@ -501,7 +503,9 @@ func TestRenderVerdictGolden(t *testing.T) {
 		golden(t, "verdict/"+g.name+".json.golden", mask(string(b)+"\n"))
 	}
 	var buf bytes.Buffer
-	RenderVerdict(&buf, nil)
+	if err := RenderVerdict(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
 	if buf.String() != "Verification : not performed\n" {
 		t.Errorf("nil verdict: %q", buf.String())
 	}

@@ -61,7 +61,7 @@ func procKeysTimeout(t *testing.T, id string) string {
 func TestKeyringCache(t *testing.T) {
 	c := realKeyring(t)
 	id := testCacheID(t)
-	t.Cleanup(func() { c.Delete(id) })
+	t.Cleanup(func() { _ = c.Delete(id) })
 
 	if _, _, err := c.Get(id); !errors.Is(err, ErrNotCached) {
 		t.Fatalf("Get before Put: %v", err)
@@ -108,7 +108,7 @@ func TestKeyringCache(t *testing.T) {
 func TestKeyringCacheExpiry(t *testing.T) {
 	c := realKeyring(t)
 	id := testCacheID(t)
-	t.Cleanup(func() { c.Delete(id) })
+	t.Cleanup(func() { _ = c.Delete(id) })
 	if err := c.Put(id, []byte("short"), time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestKeyringCacheExpiry(t *testing.T) {
 func TestKeyringUnlocker(t *testing.T) {
 	c := realKeyring(t)
 	k := testKey(t)
-	t.Cleanup(func() { c.Delete(k.CacheID()) })
+	t.Cleanup(func() { _ = c.Delete(k.CacheID()) })
 	mustCreate(t, k, "pw")
 	ctx := context.Background()
 

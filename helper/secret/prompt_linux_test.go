@@ -27,11 +27,14 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	rc, _ := m.SyscallConn()
 	var n uint32
 	var ioErr error
-	rc.Control(func(fd uintptr) {
+	ctlErr := rc.Control(func(fd uintptr) {
 		if ioErr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ioErr == nil {
 			n, ioErr = unix.IoctlGetUint32(int(fd), unix.TIOCGPTN)
 		}
 	})
+	if ctlErr != nil {
+		t.Fatal(ctlErr)
+	}
 	if ioErr != nil {
 		t.Fatalf("unlockpt/ptsname: %v", ioErr)
 	}
@@ -47,8 +50,10 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 // everything read.
 func readUntil(t *testing.T, m *os.File, want string) string {
 	t.Helper()
-	m.SetReadDeadline(time.Now().Add(5 * time.Second))
-	defer m.SetReadDeadline(time.Time{})
+	if err := m.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.SetReadDeadline(time.Time{}) }()
 	var got []byte
 	buf := make([]byte, 256)
 	for !strings.Contains(string(got), want) {
@@ -66,7 +71,9 @@ func echoOn(t *testing.T, f *os.File) bool {
 	rc, _ := f.SyscallConn()
 	var tio *unix.Termios
 	var err error
-	rc.Control(func(fd uintptr) { tio, err = unix.IoctlGetTermios(int(fd), unix.TCGETS) })
+	if cerr := rc.Control(func(fd uintptr) { tio, err = unix.IoctlGetTermios(int(fd), unix.TCGETS) }); cerr != nil {
+		t.Fatal(cerr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +146,9 @@ func TestTTYPrompterEOFAndNoTerminal(t *testing.T) {
 		done <- err
 	}()
 	readUntil(t, m, "Passphrase: ")
-	m.Write([]byte{4}) // Ctrl-D on an empty line
+	if _, err := m.Write([]byte{4}); err != nil {
+		t.Fatal(err)
+	} // Ctrl-D on an empty line
 	if err := <-done; !helper.IsKind(err, helper.KindUsage) {
 		t.Errorf("Ctrl-D: %v", err)
 	}
@@ -173,9 +182,13 @@ func TestUnlockerOnTTY(t *testing.T) {
 		errc <- err
 	}()
 	readUntil(t, m, "Passphrase for profile cms: ")
-	m.Write([]byte("bad\n"))
+	if _, err := m.Write([]byte("bad\n")); err != nil {
+		t.Fatal(err)
+	}
 	readUntil(t, m, "Wrong passphrase, try again (2 of 3)")
-	m.Write([]byte("pw\n"))
+	if _, err := m.Write([]byte("pw\n")); err != nil {
+		t.Fatal(err)
+	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}

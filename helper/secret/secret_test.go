@@ -116,7 +116,9 @@ func TestRoundTrip(t *testing.T) {
 		{"armored", func(t *testing.T, ct []byte) []byte {
 			var buf bytes.Buffer
 			w := armor.NewWriter(&buf)
-			w.Write(ct)
+			if _, err := w.Write(ct); err != nil {
+				t.Fatal(err)
+			}
 			w.Close()
 			return buf.Bytes()
 		}},
@@ -185,7 +187,9 @@ func TestKeyFileIsPlainAge(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	buf.ReadFrom(r)
+	if _, err := buf.ReadFrom(r); err != nil {
+		t.Fatal(err)
+	}
 	x, err := age.ParseX25519Identity(strings.TrimSpace(buf.String()))
 	if err != nil || x.Recipient().String() != id.Recipient() {
 		t.Fatalf("identity in key file: %v", err)
@@ -298,7 +302,7 @@ func TestWrongPassphrase(t *testing.T) {
 		cache := NewMemoryCache(&fakeClock{now: t0})
 		u := &Unlocker{Prompter: p, Cache: cache, Options: testOpts()}
 		_, err := u.Open(context.Background(), k)
-		check(t, err)
+		_ = check(t, err)
 		if len(p.prompts) != MaxAttempts {
 			t.Errorf("prompted %d times, want %d: %q", len(p.prompts), MaxAttempts, p.prompts)
 		}
@@ -448,7 +452,9 @@ func TestLoadErrors(t *testing.T) {
 	if he.Fix != "chmod 600 "+k.Path {
 		t.Errorf("fix = %q", he.Fix)
 	}
-	os.Chmod(k.Path, 0o600)
+	if err := os.Chmod(k.Path, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	good, _ := os.ReadFile(k.Path)
 	for _, tc := range []struct{ name, data, want string }{
@@ -501,7 +507,7 @@ func TestOpenErrors(t *testing.T) {
 	damaged[len(damaged)-3] ^= 0xff
 	for _, ct := range [][]byte{nil, []byte("garbage"), mine[:len(mine)/2], damaged, []byte(armor.Header + "\nnot base64\n")} {
 		_, err := id.Open(ct)
-		helperErr(t, err, helper.KindInternal)
+		_ = helperErr(t, err, helper.KindInternal)
 	}
 	var nilID *Identity
 	if _, err := nilID.Open(mine); err == nil {
@@ -521,7 +527,9 @@ func TestForget(t *testing.T) {
 		t.Fatal("not cached")
 	}
 	// No passphrase needed, even for a corrupt key file.
-	os.WriteFile(k.Path, []byte("garbage"), 0o600)
+	if err := os.WriteFile(k.Path, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := u.Forget(k); err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,9 @@ func TestCache(t *testing.T) {
 	if cache.Len() != 0 {
 		t.Error("cached although UnlockFor < 0")
 	}
-	cache.Put(k.CacheID(), []byte(id.x.String()), time.Hour) // a valid entry
+	if err := cache.Put(k.CacheID(), []byte(id.x.String()), time.Hour); err != nil { // a valid entry
+		t.Fatal(err)
+	}
 	p.prompts = nil
 	if _, err := off.Open(ctx, k); err == nil || len(p.prompts) != 1 {
 		t.Errorf("disabled cache was read: %v, prompts %q", err, p.prompts)
@@ -222,7 +224,7 @@ func TestCreateFlows(t *testing.T) {
 		k := testKey(t)
 		p := &fakePrompter{terminal: true, answers: []string{"pw-alpha", "pw-beta", "pw-gamma", "pw-delta", "", ""}}
 		_, err := (&Unlocker{Prompter: p, Options: testOpts()}).Create(ctx, k, false)
-		helperErr(t, err, helper.KindUsage)
+		_ = helperErr(t, err, helper.KindUsage)
 		noLeak(t, err, "pw-alpha", "pw-beta", "pw-gamma", "pw-delta")
 		if ok, _ := k.Exists(); ok {
 			t.Error("key file created")
@@ -255,7 +257,7 @@ func TestCreateFlows(t *testing.T) {
 		mustCreate(t, k, "pw")
 		p := &fakePrompter{terminal: true, answers: []string{"x", "x"}}
 		_, err := (&Unlocker{Prompter: p, Options: testOpts()}).Create(ctx, k, false)
-		helperErr(t, err, helper.KindUsage)
+		_ = helperErr(t, err, helper.KindUsage)
 		if len(p.prompts) != 0 {
 			t.Error("prompted for a passphrase that cannot be used")
 		}
@@ -292,7 +294,9 @@ func TestChangePassphrase(t *testing.T) {
 	}
 
 	// Locked: the old passphrase is asked first.
-	u.Lock(k)
+	if err := u.Lock(k); err != nil {
+		t.Fatal(err)
+	}
 	p = &fakePrompter{terminal: true, answers: []string{"fresh", "third", "third"}}
 	u.Prompter = p
 	if err := u.ChangePassphrase(ctx, k); err != nil {
@@ -307,5 +311,5 @@ func TestChangePassphrase(t *testing.T) {
 
 	// No terminal: refused before anything is asked.
 	err = (&Unlocker{Cache: cache, Options: testOpts()}).ChangePassphrase(ctx, k)
-	helperErr(t, err, helper.KindUsage)
+	_ = helperErr(t, err, helper.KindUsage)
 }

@@ -168,7 +168,7 @@ func TestParseAgreesWithCurl(t *testing.T) {
 		mu.Lock()
 		got = append(got, r.URL.Path+" "+r.Header.Get("Authorization"))
 		mu.Unlock()
-		w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte("ok\n"))
 	}))
 	defer srv.Close()
 	u := srv.URL

@@ -78,7 +78,7 @@ func startTrapper(t *testing.T, o RunOptions) (<-chan int, func()) {
 			err = errors.New("unexpected output " + line)
 		}
 		ready <- err
-		io.Copy(io.Discard, pr)
+		_, _ = io.Copy(io.Discard, pr)
 	}()
 	select {
 	case err := <-ready:

@@ -232,7 +232,9 @@ func TestExecEnvToken(t *testing.T) {
 	if tok := ch.ask("tok"); tok != first.AccessToken {
 		t.Fatal("the file does not hold the first token")
 	}
-	ch.in.WriteString("exit 0\n")
+	if _, err := ch.in.WriteString("exit 0\n"); err != nil {
+		t.Fatal(err)
+	}
 	if code := <-res; code != 0 {
 		t.Fatalf("exit status %d", code)
 	}

@@ -43,7 +43,9 @@ func TestFaultsObservedByClients(t *testing.T) {
 		tb := testbed.Start(t, testbed.Options{})
 		refresh := refresher(t, tb)
 		for _, code := range []string{"slow_down", "access_denied", "expired_token", "invalid_grant", "temporarily_unavailable"} {
-			tb.Inject(testbed.EndpointToken, testbed.OAuthError(code).Once())
+			if err := tb.Inject(testbed.EndpointToken, testbed.OAuthError(code).Once()); err != nil {
+				t.Fatal(err)
+			}
 			_, err := refresh(ctxT(t, 10*time.Second))
 			if oauthErr(err) != code {
 				t.Errorf("injected %s: client saw %v", code, err)
@@ -61,13 +63,17 @@ func TestFaultsObservedByClients(t *testing.T) {
 		t.Parallel()
 		tb := testbed.Start(t, testbed.Options{})
 		refresh := refresher(t, tb)
-		tb.Inject(testbed.EndpointToken, testbed.Status(503).Once())
+		if err := tb.Inject(testbed.EndpointToken, testbed.Status(503).Once()); err != nil {
+			t.Fatal(err)
+		}
 		_, err := refresh(ctxT(t, 10*time.Second))
 		var re *oauth2.RetrieveError
 		if !errors.As(err, &re) || re.Response.StatusCode != 503 || re.ErrorCode != "" {
 			t.Errorf("503: %v", err)
 		}
-		tb.Inject(testbed.EndpointToken, testbed.HTMLError().Once())
+		if err := tb.Inject(testbed.EndpointToken, testbed.HTMLError().Once()); err != nil {
+			t.Fatal(err)
+		}
 		_, err = refresh(ctxT(t, 10*time.Second))
 		if !errors.As(err, &re) || re.Response.StatusCode != 502 || !strings.Contains(string(re.Body), "<html>") ||
 			!strings.HasPrefix(re.Response.Header.Get("Content-Type"), "text/html") {
@@ -91,13 +97,17 @@ func TestFaultsObservedByClients(t *testing.T) {
 		t.Parallel()
 		tb := testbed.Start(t, testbed.Options{})
 		refresh := refresher(t, tb)
-		tb.Inject(testbed.EndpointToken, testbed.MalformedJSON().Once())
+		if err := tb.Inject(testbed.EndpointToken, testbed.MalformedJSON().Once()); err != nil {
+			t.Fatal(err)
+		}
 		_, err := refresh(ctxT(t, 10*time.Second))
 		if err == nil || oauthErr(err) != "" {
 			t.Errorf("malformed JSON: %v", err)
 		}
 		var d map[string]any
-		tb.Inject(testbed.EndpointDiscovery, testbed.MalformedJSON())
+		if err := tb.Inject(testbed.EndpointDiscovery, testbed.MalformedJSON()); err != nil {
+			t.Fatal(err)
+		}
 		resp, err := tb.HTTPClient().Get(tb.DiscoveryURL())
 		if err != nil {
 			t.Fatal(err)
@@ -110,7 +120,9 @@ func TestFaultsObservedByClients(t *testing.T) {
 	t.Run("oversized", func(t *testing.T) {
 		t.Parallel()
 		tb := testbed.Start(t, testbed.Options{})
-		tb.Inject(testbed.EndpointJWKS, testbed.Oversized(4<<20).Once())
+		if err := tb.Inject(testbed.EndpointJWKS, testbed.Oversized(4<<20).Once()); err != nil {
+			t.Fatal(err)
+		}
 		resp, err := tb.HTTPClient().Get(tb.JWKSURL())
 		if err != nil {
 			t.Fatal(err)
@@ -121,19 +133,23 @@ func TestFaultsObservedByClients(t *testing.T) {
 			t.Errorf("body of %d bytes, want %d", n, 4<<20)
 		}
 		// A client that stops reading early does not hold the server.
-		tb.Inject(testbed.EndpointJWKS, testbed.Oversized(0).Once())
+		if err := tb.Inject(testbed.EndpointJWKS, testbed.Oversized(0).Once()); err != nil {
+			t.Fatal(err)
+		}
 		resp, err = tb.HTTPClient().Get(tb.JWKSURL())
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 	})
 	t.Run("delay past the client deadline", func(t *testing.T) {
 		t.Parallel()
 		tb := testbed.Start(t, testbed.Options{})
 		refresh := refresher(t, tb)
-		tb.Inject(testbed.EndpointToken, testbed.Hang().Once())
+		if err := tb.Inject(testbed.EndpointToken, testbed.Hang().Once()); err != nil {
+			t.Fatal(err)
+		}
 		ctx, giveUp := context.WithCancel(context.Background())
 		defer giveUp()
 		result := make(chan error, 1)
@@ -152,7 +168,9 @@ func TestFaultsObservedByClients(t *testing.T) {
 		if _, err := refresh(ctxT(t, 10*time.Second)); err != nil {
 			t.Errorf("after a cancelled request: %v", err)
 		}
-		tb.Inject(testbed.EndpointDiscovery, testbed.Delay(200*time.Millisecond).Once())
+		if err := tb.Inject(testbed.EndpointDiscovery, testbed.Delay(200*time.Millisecond).Once()); err != nil {
+			t.Fatal(err)
+		}
 		start := time.Now()
 		var d map[string]any
 		getJSON(t, tb, tb.DiscoveryURL(), &d)
@@ -164,14 +182,18 @@ func TestFaultsObservedByClients(t *testing.T) {
 		t.Parallel()
 		tb := testbed.Start(t, testbed.Options{})
 		conf := oauthConfig(tb, testbed.ClientSpec{ID: testbed.DemoClientID})
-		tb.Inject(testbed.EndpointDeviceAuthorization, testbed.OAuthError("access_denied").Once())
+		if err := tb.Inject(testbed.EndpointDeviceAuthorization, testbed.OAuthError("access_denied").Once()); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := conf.DeviceAuth(oauthCtx(t, tb)); oauthErr(err) != "access_denied" {
 			t.Errorf("device authorization: %v", err)
 		}
 		if _, err := conf.DeviceAuth(oauthCtx(t, tb)); err != nil {
 			t.Errorf("after the one-shot fault: %v", err)
 		}
-		tb.Inject(testbed.EndpointRegistration, testbed.Status(500))
+		if err := tb.Inject(testbed.EndpointRegistration, testbed.Status(500)); err != nil {
+			t.Fatal(err)
+		}
 		for range 2 {
 			resp, err := tb.HTTPClient().Post(tb.RegistrationURL(), "application/json", strings.NewReader(`{}`))
 			if err != nil {
@@ -198,8 +220,12 @@ func TestFaultCountsAndGrantFilter(t *testing.T) {
 	t.Parallel()
 	tb := testbed.Start(t, testbed.Options{})
 	refresh := refresher(t, tb)
-	tb.Inject(testbed.EndpointToken, testbed.Status(502).Times(2).ForGrant("refresh"))
-	tb.Inject(testbed.EndpointToken, testbed.OAuthError("invalid_client").ForGrant("client_credentials"))
+	if err := tb.Inject(testbed.EndpointToken, testbed.Status(502).Times(2).ForGrant("refresh")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Inject(testbed.EndpointToken, testbed.OAuthError("invalid_client").ForGrant("client_credentials")); err != nil {
+		t.Fatal(err)
+	}
 	for i, wantErr := range []bool{true, true, false} {
 		_, err := refresh(ctxT(t, 10*time.Second))
 		if (err != nil) != wantErr {
@@ -266,8 +292,12 @@ func TestCloseReleasesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb.Inject(testbed.EndpointToken, testbed.Hang())
-	tb.Inject(testbed.EndpointJWKS, testbed.Oversized(1<<30))
+	if err := tb.Inject(testbed.EndpointToken, testbed.Hang()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Inject(testbed.EndpointJWKS, testbed.Oversized(1<<30)); err != nil {
+		t.Fatal(err)
+	}
 	client := tb.HTTPClient()
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -282,7 +312,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 		defer wg.Done()
 		resp, err := client.Get(tb.JWKSURL())
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
 	}()

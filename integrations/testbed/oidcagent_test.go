@@ -80,7 +80,7 @@ func startAgent(t *testing.T) *agent {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cancel()
 		<-exited
@@ -232,13 +232,13 @@ func watchCreate(dir, name string) (<-chan struct{}, func(), error) {
 			}
 			// Wait for an event, waking up every 100 ms to notice stop.
 			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			unix.Poll(fds, 100)
+			_, _ = unix.Poll(fds, 100)
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			unix.Read(fd, buf) // drain; the Stat above decides
+			_, _ = unix.Read(fd, buf) // drain; the Stat above decides
 		}
 	}()
 	return created, func() { close(stop) }, nil

@@ -229,7 +229,9 @@ func TestDeviceFlowWithOAuth2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tb.ApproveDevice(da.UserCode, "alice")
+		if err := tb.ApproveDevice(da.UserCode, "alice"); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := conf.DeviceAccessToken(ctx, da); err != nil {
 			t.Fatal(err)
 		}
@@ -256,8 +258,12 @@ func TestSlowDownWithOAuth2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb.Inject(testbed.EndpointToken, testbed.OAuthError("slow_down").ForGrant("device").Once())
-	tb.ApproveDevice(da.UserCode, "alice")
+	if err := tb.Inject(testbed.EndpointToken, testbed.OAuthError("slow_down").ForGrant("device").Once()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.ApproveDevice(da.UserCode, "alice"); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	if _, err := conf.DeviceAccessToken(ctx, da); err != nil {
 		t.Fatal(err)

@@ -62,7 +62,9 @@ func TestRecordSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reg map[string]any
-	json.NewDecoder(resp.Body).Decode(&reg)
+	if err := json.NewDecoder(resp.Body).Decode(&reg); err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
 	if !rec.has(testbed.SecretClientSecret, str(reg["client_secret"])) || !rec.has(testbed.SecretRegistrationToken, str(reg["registration_access_token"])) {
 		t.Errorf("dynamic registration secrets not recorded: %v", reg["client_id"])

@@ -47,7 +47,9 @@ func TestStorageWithProviderTokens(t *testing.T) {
 			t.Errorf("GET with a minted token: %d", code)
 		}
 
-		tb.Inject(testbed.EndpointStorage, testbed.Status(503).Once())
+		if err := tb.Inject(testbed.EndpointStorage, testbed.Status(503).Once()); err != nil {
+			t.Fatal(err)
+		}
 		if code, _ := fetch(t, tb, "GET", file, bearer, nil); code != 503 {
 			t.Errorf("storage fault: %d", code)
 		}

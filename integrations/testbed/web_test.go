@@ -118,7 +118,7 @@ func TestAdminAPI(t *testing.T) {
 	admin := func(method, path, body string) (int, map[string]any) {
 		code, out := fetch(t, tb, method, tb.AdminURL()+path, auth, strings.NewReader(body))
 		var m map[string]any
-		json.Unmarshal([]byte(out), &m)
+		_ = json.Unmarshal([]byte(out), &m) // m stays nil for a body that is not JSON
 		return code, m
 	}
 	if code, _ := fetch(t, tb, "GET", tb.AdminURL()+"/counters", nil, nil); code != 401 {
@@ -323,7 +323,9 @@ func TestPersistentDir(t *testing.T) {
 		t.Errorf("dir mode %v", fi.Mode())
 	}
 	// A key file others can read is refused.
-	os.Chmod(filepath.Join(dir, "signing-key.pem"), 0o644)
+	if err := os.Chmod(filepath.Join(dir, "signing-key.pem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if tb3, err := testbed.New(testbed.Options{Dir: dir}); err == nil {
 		tb3.Close()
 		t.Error("a world-readable signing key was used")

@@ -77,10 +77,10 @@ func startAgent(t *testing.T, tb *testbed.Testbed, scopes []string) *agent {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { a.cmd.Wait(); close(exited) }()
+	go func() { _ = a.cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		syscall.Kill(-a.cmd.Process.Pid, syscall.SIGCONT)
-		syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGCONT)
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
 	})
 	for deadline := time.Now().Add(15 * time.Second); ; {
@@ -139,8 +139,10 @@ func (a *agent) unload(t *testing.T) (helper.Kind, func()) {
 
 // stop freezes the agent: requests hang until it continues.
 func (a *agent) stop(t *testing.T) func() {
-	syscall.Kill(-a.cmd.Process.Pid, syscall.SIGSTOP)
-	return func() { syscall.Kill(-a.cmd.Process.Pid, syscall.SIGCONT) }
+	if err := syscall.Kill(-a.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	return func() { _ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGCONT) }
 }
 
 var agentScopes = []string{"openid", "offline_access", "storage.read:/", "storage.create:/", "compute.read"}

@@ -73,10 +73,16 @@ func TestAppendSection(t *testing.T) {
 	t.Run("writes through a symlink to its target", func(t *testing.T) {
 		dir := t.TempDir()
 		target := filepath.Join(dir, "dotfiles", "tokenhelper.toml")
-		os.MkdirAll(filepath.Dir(target), 0o700)
-		os.WriteFile(target, []byte("# dotfiles\n"), 0o600)
+		if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(target, []byte("# dotfiles\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		link := filepath.Join(dir, "config.toml")
-		os.Symlink(target, link)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
 		if err := native.AppendSection(link, section); err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +96,9 @@ func TestAppendSection(t *testing.T) {
 	t.Run("refuses a result that would not load, writing nothing", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "config.toml")
 		old := "[profiles.wlcg]\nissuer = \"https://wlcg.cloud.cnaf.infn.it/\"\n"
-		os.WriteFile(path, []byte(old), 0o600)
+		if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		err := native.AppendSection(path, section) // a second [profiles.wlcg]
 		if helper.KindOf(err) != helper.KindConfig {
 			t.Fatalf("err %v", err)

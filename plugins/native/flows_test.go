@@ -170,7 +170,7 @@ func TestDeviceFlowOutcomes(t *testing.T) {
 					t.Error("no refresh token stored")
 				}
 			default:
-				wantKind(t, err, c.kind)
+				_ = wantKind(t, err, c.kind)
 				if e.secretOf("refresh_token") != "" {
 					t.Error("a refresh token was stored after a failed login")
 				}
@@ -299,7 +299,7 @@ func TestSessionExpired(t *testing.T) {
 	// Later calls fail at once, without asking the provider.
 	before := e.tb.Counters().Endpoint(testbed.EndpointToken)
 	_, err = be.Token(context.Background(), e.request())
-	wantKind(t, err, helper.KindLoginNeeded)
+	_ = wantKind(t, err, helper.KindLoginNeeded)
 	if after := e.tb.Counters().Endpoint(testbed.EndpointToken); after != before {
 		t.Errorf("%d token requests after the session ended", after-before)
 	}
@@ -395,7 +395,7 @@ func TestPasswordFlow(t *testing.T) {
 	e.ui.lines, e.ui.secrets = nil, []string{"nope"}
 	_, err = e.backend(func(o *native.Options) { o.Headless = false; o.Username = "alice" }).
 		Login(context.Background(), helper.LoginRequest{Request: e.request(), Flow: config.FlowPassword})
-	wantKind(t, err, helper.KindDenied)
+	_ = wantKind(t, err, helper.KindDenied)
 	if e.secretOf("refresh_token") != rt {
 		t.Error("a failed login changed the session")
 	}
@@ -403,7 +403,7 @@ func TestPasswordFlow(t *testing.T) {
 	e.ui.terminal = false
 	before := e.tb.Counters().Endpoint(testbed.EndpointToken)
 	_, err = e.backend().Login(context.Background(), helper.LoginRequest{Request: e.request(), Flow: config.FlowPassword})
-	wantKind(t, err, helper.KindLoginNeeded)
+	_ = wantKind(t, err, helper.KindLoginNeeded)
 	if e.tb.Counters().Endpoint(testbed.EndpointToken) != before {
 		t.Error("a login without a terminal asked the provider")
 	}
@@ -609,7 +609,7 @@ func TestLoginWithoutTerminal(t *testing.T) {
 	// Register without a terminal fails before registering anything.
 	e.p.Name = "other"
 	_, err = e.backend(func(o *native.Options) { o.Headless = false }).Register(context.Background(), native.Registration{}, e.request())
-	wantKind(t, err, helper.KindLoginNeeded)
+	_ = wantKind(t, err, helper.KindLoginNeeded)
 	if n := e.tb.Counters().Endpoint(testbed.EndpointRegistration); n != 0 {
 		t.Errorf("%d registrations without a person to log in", n)
 	}
@@ -683,7 +683,7 @@ func TestProviderMisbehaves(t *testing.T) {
 					t.Fatalf("err %v", err)
 				}
 			} else {
-				wantKind(t, err, c.kind)
+				_ = wantKind(t, err, c.kind)
 			}
 			if storedSecret(t, e.accountPath(), e.keyPath(), "refresh_token") != rt {
 				t.Error("a failed refresh changed the stored refresh token")
@@ -798,7 +798,7 @@ func TestRegistrationUndone(t *testing.T) {
 	_, err := e.backend().Register(context.Background(), native.Registration{
 		Saved: func() error { return helper.Errorf(helper.KindConfig, "cannot write the config file") },
 	}, e.request())
-	wantKind(t, err, helper.KindConfig)
+	_ = wantKind(t, err, helper.KindConfig)
 	c := e.tb.Counters()
 	if c.Endpoint(testbed.EndpointRegistration) != 2 || c.Endpoint(testbed.EndpointDeviceAuthorization) != 0 {
 		t.Errorf("registration %d (want create + delete), device authorization %d", c.Endpoint(testbed.EndpointRegistration), c.Endpoint(testbed.EndpointDeviceAuthorization))

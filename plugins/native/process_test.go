@@ -116,7 +116,9 @@ func (pe *procEnv) login() {
 	pe.t.Helper()
 	approve := func(ctx context.Context, d time.Duration) error {
 		if p := pe.tb.PendingDevices(); len(p) > 0 {
-			pe.tb.ApproveDevice(p[0].UserCode, "alice")
+			if err := pe.tb.ApproveDevice(p[0].UserCode, "alice"); err != nil {
+				return err
+			}
 		}
 		return ctx.Err() // no wait: the next poll is right away
 	}
@@ -214,8 +216,8 @@ func (pe *procEnv) startAll(n int, argsFor func(i int) []string) []*started {
 	pe.t.Cleanup(func() {
 		for _, s := range procs {
 			if s.cmd.ProcessState == nil {
-				s.cmd.Process.Kill()
-				s.cmd.Wait()
+				_ = s.cmd.Process.Kill()
+				_ = s.cmd.Wait()
 			}
 		}
 	})
@@ -341,7 +343,7 @@ func TestProcessesKilledDuringRefresh(t *testing.T) {
 		killed := map[int]bool{}
 		for i, s := range procs {
 			if round%4 == 3 || rng.IntN(2) == 0 {
-				s.cmd.Process.Signal(syscall.SIGKILL)
+				_ = s.cmd.Process.Signal(syscall.SIGKILL) // it may have ended already
 				killed[i] = true
 			}
 		}
@@ -389,7 +391,7 @@ func TestProcessesKilledAtRandom(t *testing.T) {
 		procs := pe.startAll(6, func(int) []string { return []string{"token", "-p", "p"} })
 		victim := rng.IntN(len(procs))
 		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond) // a random moment, not a synchronization
-		procs[victim].cmd.Process.Signal(syscall.SIGKILL)
+		_ = procs[victim].cmd.Process.Signal(syscall.SIGKILL)       // it may have ended already
 		results := pe.waitAll(procs)
 		sessionLost := false
 		for i, r := range results {

@@ -188,8 +188,8 @@ func TestBadReplies(t *testing.T) {
 		{"token not b64token", "unix", replyJSON(success("Bearer "+secret, testIssuer, 1)), ErrBadReply, "without a usable access token"},
 		{"expires_at not a number", "unix", replyRaw([]byte(`{"status":"success","access_token":"` + secret + `","expires_at":"soon"}`)), ErrBadReply, "malformed reply"},
 		{"reset mid-reply", "tcp", func(c net.Conn, _ map[string]any) {
-			c.Write([]byte(full[:len(full)/2]))
-			c.(*net.TCPConn).SetLinger(0) // close with RST
+			_, _ = c.Write([]byte(full[:len(full)/2]))
+			_ = c.(*net.TCPConn).SetLinger(0) // close with RST
 		}, ErrBadReply, "closed the connection"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,7 +232,7 @@ func TestReplyTrailingNUL(t *testing.T) {
 func TestSlowAgentTimesOut(t *testing.T) {
 	var f *fakeAgent
 	f = startFake(t, "unix", func(c net.Conn, _ map[string]any) {
-		c.Write([]byte(`{"status":"succ`)) // a partial reply, then silence
+		_, _ = c.Write([]byte(`{"status":"succ`)) // a partial reply, then silence
 		<-f.done
 	})
 	for _, tc := range []struct {
@@ -299,7 +299,9 @@ func TestNoAgent(t *testing.T) {
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close() // the socket file stays, nobody listens: a dead agent's socket
 	regular := filepath.Join(dir, "file")
-	os.WriteFile(regular, []byte("x"), 0o600)
+	if err := os.WriteFile(regular, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tcpLn, _ := net.Listen("tcp", "127.0.0.1:0")
 	closedPort := tcpLn.Addr().String()
 	tcpLn.Close()
@@ -346,7 +348,9 @@ func TestNoAgent(t *testing.T) {
 func TestLocate(t *testing.T) {
 	tmp := socketDir(t)
 	def := filepath.Join(tmp, "oidc-agent-service-4242", "oidc-agent.sock")
-	os.MkdirAll(filepath.Dir(def), 0o700)
+	if err := os.MkdirAll(filepath.Dir(def), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("unix", def)
 	if err != nil {
 		t.Fatal(err)
@@ -389,8 +393,8 @@ func TestLocate(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		c.Read(make([]byte, 4096))
-		c.Write([]byte(`{"status":"success","info":["x"]}`))
+		_, _ = c.Read(make([]byte, 4096))
+		_, _ = c.Write([]byte(`{"status":"success","info":["x"]}`))
 	}()
 	got, err := LoadedAccounts(context.Background(), Env{Getenv: func(k string) string { return map[string]string{EnvTmpdir: tmp}[k] }, UID: 4242})
 	if err != nil || len(got) != 1 || got[0] != "x" {

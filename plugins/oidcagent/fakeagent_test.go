@@ -122,12 +122,12 @@ func testEnv(t *testing.T, vars map[string]string) Env {
 func replyJSON(v any) func(net.Conn, map[string]any) {
 	return func(c net.Conn, _ map[string]any) {
 		b, _ := json.Marshal(v)
-		c.Write(b)
+		_, _ = c.Write(b)
 	}
 }
 
 func replyRaw(b []byte) func(net.Conn, map[string]any) {
-	return func(c net.Conn, _ map[string]any) { c.Write(b) }
+	return func(c net.Conn, _ map[string]any) { _, _ = c.Write(b) }
 }
 
 // makeJWT builds an unsigned-looking JWS with the given claims.

@@ -110,10 +110,10 @@ func startRealAgent(t *testing.T, prompt string) *realAgent {
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { a.cmd.Wait(); close(a.exited) }()
+	go func() { _ = a.cmd.Wait(); close(a.exited) }()
 	t.Cleanup(func() {
 		// The whole group: the agent, its forked helper and any prompt.
-		syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
 		<-a.exited
 		if t.Failed() {
 			t.Logf("oidc-agent output:\n%s", a.stderr.String())
@@ -519,7 +519,9 @@ func TestRealAgentKilledMidRequestThenStale(t *testing.T) {
 	}
 	// The whole group: the popup's shell inherited the connection and
 	// would keep it open.
-	syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	if err := syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 	var err error
 	select {
 	case err = <-done:
@@ -566,7 +568,9 @@ func TestRealAgentKilledWhileRefreshing(t *testing.T) {
 	if err := tb.WaitCounters(ctx, func(c testbed.Counters) bool { return c.Faults[testbed.EndpointToken] >= 1 }); err != nil {
 		t.Fatalf("the agent never reached the provider: %v", err)
 	}
-	syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	if err := syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 	var err error
 	select {
 	case err = <-done:
@@ -583,7 +587,9 @@ func TestRealAgentKilledWhileRefreshing(t *testing.T) {
 func TestRealAgentStopped(t *testing.T) {
 	a := startRealAgent(t, promptCancel)
 	env := a.env(t)
-	syscall.Kill(a.cmd.Process.Pid, syscall.SIGTERM)
+	if err := syscall.Kill(a.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	<-a.exited
 	_, err := LoadedAccounts(context.Background(), env)
 	if !errors.Is(err, ErrNoAgent) || helper.KindOf(err) != helper.KindUnavailable {

@@ -173,7 +173,7 @@ func cmdFakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 			}
 			go func() {
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 				buf := make([]byte, 64<<10)
 				n, _ := c.Read(buf)
 				var req map[string]any
@@ -194,7 +194,7 @@ func cmdFakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 						"issuer": "https://iam.example.org/", "expires_at": time.Now().Add(time.Hour).Unix()}
 				}
 				b, _ := json.Marshal(rep)
-				c.Write(b)
+				_, _ = c.Write(b)
 			}()
 		}
 	}()

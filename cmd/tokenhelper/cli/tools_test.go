@@ -569,7 +569,7 @@ func (w *world) startExec(args ...string) *execChild {
 	if err := c.Start(); err != nil {
 		w.t.Fatal(err)
 	}
-	w.t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	w.t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
 	if line := ec.line("ready"); line != "ready" {
 		w.t.Fatalf("exec child said %q\n%s", line, ec.errs.String())
 	}
@@ -654,7 +654,9 @@ func TestExecTestbed(t *testing.T) {
 	if len(seen) < 4 {
 		t.Fatalf("%d tokens over 5 lifetimes: not renewed", len(seen))
 	}
-	io.WriteString(ec.in, "exit 7\n")
+	if _, err := io.WriteString(ec.in, "exit 7\n"); err != nil {
+		t.Fatal(err)
+	}
 	if code := ec.wait(); code != 7 {
 		t.Fatalf("exit status %d, want 7\n%s", code, ec.errs.String())
 	}
@@ -679,7 +681,9 @@ func TestExecTestbed(t *testing.T) {
 	}
 	// A command killed by a signal: 128+9.
 	ec = w.startExec("exec", "-p", "tb", "--")
-	io.WriteString(ec.in, "kill KILL\n")
+	if _, err := io.WriteString(ec.in, "kill KILL\n"); err != nil {
+		t.Fatal(err)
+	}
 	if code := ec.wait(); code != 137 {
 		t.Fatalf("command killed by SIGKILL: exit status %d, want 137", code)
 	}
@@ -703,7 +707,7 @@ func TestRenewDaemonTestbed(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
 
 	seen := map[string]bool{}
 	for end := time.Now().Add(4 * life); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
@@ -840,14 +844,14 @@ func TestExecParentKilled(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
 	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
 		t.Fatalf("child said %q", line)
 	}
 	if err := c.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	c.Wait()
+	_ = c.Wait() // "signal: killed"
 	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if b, err := os.ReadFile(marker); err == nil && string(b) == "term\n" {
 			return
