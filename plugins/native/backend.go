@@ -338,13 +338,13 @@ func (b *Backend) refreshLocked(ctx context.Context, a *account, id *secret.Iden
 	}
 	auds := req.Audiences
 	if b.p.Exchange && (scopes != nil || !isDefault(req.Audiences, b.p.Audiences)) {
-		base, _, err := b.refresh(ctx, p, a, sl, auth, rt, nil, nil)
+		base, _, err := b.refresh(ctx, p, a, id, sl, auth, rt, nil, nil)
 		if err != nil {
 			return nil, err
 		}
 		return b.exchange(ctx, p, a, auth, base.AccessToken, req)
 	}
-	tr, start, err := b.refresh(ctx, p, a, sl, auth, rt, scopes, auds)
+	tr, start, err := b.refresh(ctx, p, a, id, sl, auth, rt, scopes, auds)
 	if err != nil {
 		return nil, err
 	}
@@ -352,8 +352,10 @@ func (b *Backend) refreshLocked(ctx context.Context, a *account, id *secret.Iden
 }
 
 // refresh redeems rt (RFC 6749 6) and stores a rotated refresh token at
-// once. On invalid_grant the dead refresh token is removed from the state.
-func (b *Backend) refresh(ctx context.Context, p *provider, a *account, sl *sealer, auth clientAuth, rt string, scopes, auds []string) (*tokenResponse, time.Time, error) {
+// once. On invalid_grant it first tries the refresh token an interrupted
+// write may have left (recoverInterrupted); when there is none, the dead
+// refresh token is removed from the state.
+func (b *Backend) refresh(ctx context.Context, p *provider, a *account, id *secret.Identity, sl *sealer, auth clientAuth, rt string, scopes, auds []string) (*tokenResponse, time.Time, error) {
 	form := url.Values{"grant_type": {grantRefreshToken}, "refresh_token": {rt}}
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
@@ -361,13 +363,34 @@ func (b *Backend) refresh(ctx context.Context, p *provider, a *account, sl *seal
 	if len(auds) > 0 {
 		form.Set("audience", strings.Join(auds, " "))
 	}
+	plain := len(scopes) == 0 && len(auds) == 0
 	start := b.o.Now()
 	tr, err := p.token(ctx, a.Endpoints.Token, form, &auth)
-	if err != nil {
-		return nil, start, b.refreshError(a, err, scopes, len(scopes) == 0 && len(auds) == 0)
+	recovered := false
+	var leftovers []string
+	if isInvalidGrant(err) {
+		var rtr *tokenResponse
+		var rrt string
+		var rerr error
+		rtr, rrt, leftovers, rerr = b.recoverInterrupted(ctx, p, a, id, auth, rt, form)
+		switch {
+		case rerr != nil:
+			return nil, start, b.refreshError(a, rerr, scopes, plain)
+		case rtr != nil:
+			tr, rt, err, recovered = rtr, rrt, nil, true
+		default:
+			removeFiles(leftovers) // none holds a live session
+		}
 	}
-	if tr.RefreshToken != "" && tr.RefreshToken != rt {
-		sealed, err := sl.seal(tr.RefreshToken)
+	if err != nil {
+		return nil, start, b.refreshError(a, err, scopes, plain)
+	}
+	next := tr.RefreshToken
+	if next == "" && recovered {
+		next = rt // not rotated: the recovered one stays the session's
+	}
+	if next != "" && (next != rt || recovered) {
+		sealed, err := sl.seal(next)
 		if err != nil {
 			return nil, start, err
 		}
@@ -379,9 +402,60 @@ func (b *Backend) refresh(ctx context.Context, p *provider, a *account, sl *seal
 				Msg: "the provider rotated the refresh token but it could not be stored, so the session is lost: " + oneLine(err),
 				Fix: "fix the problem, then run: tokenhelper login" + b.flag()}
 		}
-		b.o.Log.Info("refresh token rotated and stored", "profile", b.p.Name, "fingerprint", helper.Fingerprint(tr.RefreshToken))
+		b.o.Log.Info("refresh token rotated and stored", "profile", b.p.Name, "fingerprint", helper.Fingerprint(next))
+		if recovered {
+			removeFiles(leftovers)
+		}
+	}
+	if !recovered {
+		// Leftovers of writes interrupted long ago (a provider that does
+		// not rotate leaves a copy of the live token in them).
+		b.st.removeStaleWrites(time.Minute)
 	}
 	return tr, start, nil
+}
+
+func isInvalidGrant(err error) bool {
+	var oe *oauthError
+	return errors.As(err, &oe) && oe.Code == "invalid_grant"
+}
+
+// recoverInterrupted handles the one crash that used to lose a session: a
+// process killed after the provider rotated the refresh token, while it
+// stored the new one, after the temporary file was written but before
+// the rename over account.json. The stored token is then dead
+// (invalid_grant) and the live one sits in that temporary file. It runs
+// with the profile lock held, so no other process is writing: every such
+// file is a leftover. It returns the provider's answer to the first
+// leftover refresh token (of this client, other than the dead one) that
+// works, with that token; nil when none does; an error other than
+// invalid_grant from the provider (the session is then kept, to try
+// again). paths are all the leftover files.
+func (b *Backend) recoverInterrupted(ctx context.Context, p *provider, a *account, id *secret.Identity, auth clientAuth, dead string, form url.Values) (*tokenResponse, string, []string, error) {
+	states, paths := b.st.interruptedWrites()
+	for _, c := range states {
+		if c.Issuer != a.Issuer || c.ClientID != a.ClientID {
+			continue
+		}
+		rt, err := open(id, c.Secrets.RefreshToken)
+		if err != nil || rt == "" || rt == dead {
+			continue
+		}
+		f := url.Values{}
+		for k, v := range form {
+			f[k] = v
+		}
+		f.Set("refresh_token", rt)
+		tr, err := p.token(ctx, a.Endpoints.Token, f, &auth)
+		if err == nil {
+			b.o.Log.Info("recovered the refresh token an interrupted write left", "profile", b.p.Name, "fingerprint", helper.Fingerprint(rt))
+			return tr, rt, paths, nil
+		}
+		if !isInvalidGrant(err) {
+			return nil, "", paths, err
+		}
+	}
+	return nil, "", paths, nil
 }
 
 // refreshError maps a failed refresh to what the user must do.

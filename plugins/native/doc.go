@@ -68,16 +68,26 @@
 //     next process uses it;
 //   - while account.json is being replaced: the rename is atomic, so the
 //     file holds the old or the new refresh token, never a mix;
-//   - after the provider rotated the token but before the new one reached
-//     the disk (the answer in flight, or the final write): the provider has
-//     invalidated the stored token and the new one is gone with the
-//     process. No client can prevent this: only the provider knows the new
-//     token until it answers. The next refresh gets invalid_grant; the
-//     backend then removes the dead refresh token from account.json (so
-//     later calls fail at once without asking the provider) and reports
-//     "session expired: run tokenhelper login -p NAME" with exit code 4.
-//     Providers that do not rotate refresh tokens (INDIGO IAM's default)
-//     are not affected at all.
+//   - after the provider rotated the token, once the temporary file that
+//     replaces account.json is written but before its rename: the stored
+//     token is dead, the live one is in that leftover file. The next
+//     refresh gets invalid_grant for the stored token, finds the leftover
+//     (under the profile lock no write is in progress, so every temporary
+//     file is a leftover), goes on with its refresh token and stores the
+//     successor. (The reliability campaign, docs/reliability.md, found
+//     every session its SIGKILLs lost here.)
+//   - after the provider rotated the token but before the temporary file
+//     is complete (the answer in flight, or the file cut short): the new
+//     token is gone with the process. No client can prevent this: only
+//     the provider knows the new token until it answers. The next refresh
+//     gets invalid_grant; the backend then removes the dead refresh token
+//     from account.json (so later calls fail at once without asking the
+//     provider) and reports "session expired: run tokenhelper login -p
+//     NAME" with exit code 4. Providers that do not rotate refresh tokens
+//     (INDIGO IAM's default) are not affected at all.
+//
+// Leftover temporary files are removed once a refresh succeeds (those
+// older than a minute) or a session is found dead.
 //
 // # Errors
 //

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"filippo.io/age"
@@ -199,6 +201,79 @@ func parseAccount(data []byte) (*account, error) {
 		}
 	}
 	return &a, nil
+}
+
+// tempPrefix starts the names of the temporary files save writes before
+// renaming them over account.json (helper/safefile's naming).
+const tempPrefix = ".account.json.tmp-"
+
+// interruptedWrites returns the account states that writes of
+// account.json left in temporary files when their process died before the
+// rename (newest first, at most 8), and the paths of all such files. A
+// file cut short by the kill does not parse and is left out of the
+// states. Only regular private files of ours are read.
+func (s store) interruptedWrites() (states []*account, paths []string) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, nil
+	}
+	type cand struct {
+		path string
+		mod  time.Time
+	}
+	var cands []cand
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tempPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		p := filepath.Join(s.dir, e.Name())
+		paths = append(paths, p)
+		if uid, ok := safefile.Owner(fi); (ok && uid != os.Geteuid()) || !safefile.Private(fi) || fi.Size() > maxAccountSize {
+			continue
+		}
+		cands = append(cands, cand{p, fi.ModTime()})
+	}
+	slices.SortFunc(cands, func(a, b cand) int { return b.mod.Compare(a.mod) })
+	for _, c := range cands[:min(len(cands), 8)] {
+		data, err := os.ReadFile(c.path)
+		if err != nil {
+			continue
+		}
+		if a, err := parseAccount(data); err == nil && a.Profile == s.profile {
+			states = append(states, a)
+		}
+	}
+	return states, paths
+}
+
+// removeStaleWrites removes the temporary files of account.json writes
+// interrupted more than age ago (a write takes milliseconds: they are
+// leftovers of killed processes, not writes in progress).
+func (s store) removeStaleWrites(age time.Duration) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > age {
+			os.Remove(filepath.Join(s.dir, e.Name()))
+		}
+	}
+}
+
+// removeFiles removes files, ignoring errors (leftovers of interrupted
+// writes).
+func removeFiles(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
 }
 
 // save writes account.json atomically (temp file, fsync, rename, fsync of
