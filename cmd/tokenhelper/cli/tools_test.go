@@ -536,7 +536,8 @@ type execChild struct {
 	in   io.WriteCloser
 	out  *bufio.Reader
 	errs *bytes.Buffer
-	done chan struct{}
+	done chan struct{} // closed when cmd.Wait has returned; werr is its result
+	werr error
 }
 
 const execScript = `trap 'exit 42' TERM
@@ -552,9 +553,22 @@ while read req arg; do
   esac
 done`
 
+// signalScript waits in the wait builtin, which POSIX requires to return
+// at once when a trapped signal arrives (a read builtin may be restarted
+// and only run the trap when input comes: a hang under load).
+const signalScript = `trap 'kill $p 2>/dev/null; exit 42' TERM
+trap 'kill $p 2>/dev/null; exit 43' USR1
+sleep 1000 </dev/null >/dev/null 2>&1 & p=$!
+echo ready
+wait $p`
+
 func (w *world) startExec(args ...string) *execChild {
+	return w.startExecScript(execScript, args...)
+}
+
+func (w *world) startExecScript(script string, args ...string) *execChild {
 	w.t.Helper()
-	c := w.command(context.Background(), "tokenhelper", append(args, "sh", "-c", execScript)...)
+	c := w.command(context.Background(), "tokenhelper", append(args, "sh", "-c", script)...)
 	c.Env = append(c.Env, "BEARER_TOKEN=an-old-token-from-the-parent")
 	in, err := c.StdinPipe()
 	if err != nil {
@@ -569,7 +583,14 @@ func (w *world) startExec(args ...string) *execChild {
 	if err := c.Start(); err != nil {
 		w.t.Fatal(err)
 	}
-	w.t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+	go func() { ec.werr = c.Wait(); close(ec.done) }()
+	w.t.Cleanup(func() {
+		_ = c.Process.Kill()
+		select {
+		case <-ec.done:
+		case <-time.After(10 * time.Second):
+		}
+	})
 	if line := ec.line("ready"); line != "ready" {
 		w.t.Fatalf("exec child said %q\n%s", line, ec.errs.String())
 	}
@@ -603,20 +624,18 @@ func (ec *execChild) ask(req string) string {
 // wait returns the exit status of tokenhelper exec.
 func (ec *execChild) wait() int {
 	ec.t.Helper()
-	errc := make(chan error, 1)
-	go func() { errc <- ec.cmd.Wait() }()
 	select {
-	case err := <-errc:
+	case <-ec.done:
 		var ee *exec.ExitError
-		if errors.As(err, &ee) {
+		if errors.As(ec.werr, &ee) {
 			return ee.ExitCode()
 		}
-		if err != nil {
-			ec.t.Fatal(err)
+		if ec.werr != nil {
+			ec.t.Fatal(ec.werr)
 		}
 		return 0
 	case <-time.After(30 * time.Second):
-		ec.t.Fatal("tokenhelper exec did not end within 30 s")
+		ec.t.Fatalf("tokenhelper exec did not end within 30 s\n%s", ec.errs.String())
 		return -1
 	}
 }
@@ -671,7 +690,7 @@ func TestExecTestbed(t *testing.T) {
 
 	// Signals reach the command; its exit status is tokenhelper's.
 	for sig, want := range map[syscall.Signal]int{syscall.SIGTERM: 42, syscall.SIGUSR1: 43} {
-		ec := w.startExec("exec", "-p", "tb", "--")
+		ec := w.startExecScript(signalScript, "exec", "-p", "tb", "--")
 		if err := ec.cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
