@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -84,7 +85,7 @@ func (s *suite) testDocServer(t *testing.T) {
 	}
 	ports := make([]string, 3)
 	for i := range ports {
-		p, err := freePort()
+		p, err := freePort(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
