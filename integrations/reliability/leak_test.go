@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,6 +180,7 @@ func (sc *scan) run(t *testing.T, straceBin, work, secretsFile, evidence string,
 		"GORACE=atexit_sleep_ms=0",
 	)
 	c.Stdout, c.Stderr = logf, logf
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its signals stay its own
 	start := time.Now()
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
