@@ -54,6 +54,13 @@ func TestLeakScan(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The end-to-end suite's xrootd runs as its own user and must pass
+	// through TMPDIR to its files (not list it).
+	for _, d := range []string{work, filepath.Join(work, "tmp")} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 	secretsFile := filepath.Join(work, "secrets")
 
 	pkgs := listPackages(t, root)
@@ -122,6 +129,9 @@ type suite struct {
 
 func compileSuite(t *testing.T, root, work, path, dir, tags string) (suite, bool) {
 	name := strings.ReplaceAll(strings.TrimPrefix(path, "github.com/tokenhelper/tokenhelper/"), "/", "_")
+	if tags != "" {
+		name += "_tags_" + tags
+	}
 	bin := filepath.Join(work, "bin", name+".test")
 	args := []string{"test", "-c", "-o", bin}
 	if tags != "" {
@@ -448,6 +458,13 @@ func (p *process) role() string {
 		return "test"
 	}
 	return "other"
+}
+
+// companion reports whether p is tokenhelper's plugin companion or a
+// plugin, whose stdout is a pipe back to tokenhelper.
+func (p *process) companion() bool {
+	b := argv0Base(p.argv)
+	return b == "tokenhelper-pluginhost" || strings.HasPrefix(b, "tokenhelper-plugin-")
 }
 
 // subcommand is tokenhelper's first non-flag argument (its command).
@@ -805,6 +822,10 @@ func judgeWrite(rp *leakReport, ss secretSet, p *process, fd int, target string,
 		// Token files, the cache and the state are written 0600; files
 		// others can read are searched separately.
 		rp.counts["files (0600 token files, cache, state; others' access checked separately)"]++
+	case p.role() == "tokenhelper" && p.companion():
+		// tokenhelper-pluginhost and plugins answer tokenhelper on
+		// their stdout (a pipe to it): the token is their answer.
+		rp.counts["answers of the plugin companion and plugins to tokenhelper (stdout pipes)"]++
 	case p.role() == "tokenhelper":
 		switch {
 		case fd == 2:

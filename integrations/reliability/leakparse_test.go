@@ -58,6 +58,9 @@ func TestTraceParsing(t *testing.T) {
 	if (&process{argv: `["/usr/lib/git-core/git-credential-tokenhelper", "get"]`}).subcommand() != "credential-helper" {
 		t.Error("credential helper")
 	}
+	if c := (&process{argv: `["/x/tokenhelper-pluginhost", "call"]`}); c.role() != "tokenhelper" || !c.companion() || p.companion() {
+		t.Error("companion")
+	}
 }
 
 // analyzeTrace follows threads and children through clone, joins
