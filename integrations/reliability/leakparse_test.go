@@ -48,6 +48,10 @@ func TestTraceParsing(t *testing.T) {
 		t.Errorf("writeTarget = %d %q", fd, target)
 	}
 
+	if replaced("/d/.account.json.tmp-0a1b") != "/d/account.json" || replaced("/d/bt_u0") != "/d/bt_u0" {
+		t.Error("replaced")
+	}
+
 	p := &process{argv: `["/tmp/x/bin/tokenhelper", "-p", "tb", "token"]`}
 	if p.role() != "tokenhelper" || p.subcommand() != "token" {
 		t.Errorf("role %s subcommand %s", p.role(), p.subcommand())
