@@ -178,7 +178,7 @@ func (sc *scan) run(t *testing.T, straceBin, work, secretsFile, evidence string,
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	args := []string{"-f", "-qq", "-y", "-v", "-s", "1048576", "--seccomp-bpf", "-e", "signal=none",
-		"-e", "trace=execve,clone,clone3,fork,vfork,write,writev,pwrite64", "-o", trace, "--",
+		"-e", "trace=execve,clone,clone3,fork,vfork,write,writev,pwrite64,chmod,fchmodat", "-o", trace, "--",
 		s.bin, "-test.v", "-test.count=1", "-test.timeout=40m"}
 	c := exec.CommandContext(ctx, straceBin, args...)
 	c.Dir = s.dir
@@ -537,6 +537,8 @@ type leakReport struct {
 	// writers of files that held secrets: path (a temporary file counts
 	// for the file it replaces) → "tokenhelper" or the writer's argv.
 	writers map[string]string
+	// opened: files chmod'ed readable by group or others → who did it.
+	opened map[string]string
 }
 
 // replaced is the file a temporary file of an atomic write replaces
@@ -558,7 +560,7 @@ func (rp *leakReport) add(class, finding string) {
 
 // analyze reads the traces, snapshots, files and logs.
 func (sc *scan) analyze(t *testing.T, ss secretSet) *leakReport {
-	rp := &leakReport{reviewed: map[string][]string{}, counts: map[string]int{}, writers: map[string]string{}}
+	rp := &leakReport{reviewed: map[string][]string{}, counts: map[string]int{}, writers: map[string]string{}, opened: map[string]string{}}
 	for _, tr := range sc.traces {
 		analyzeTrace(t, tr, ss, rp)
 	}
@@ -586,6 +588,10 @@ func (sc *scan) analyze(t *testing.T, ss secretSet) *leakReport {
 		if hits := ss.find(string(b)); len(hits) > 0 {
 			path, _, _ := strings.Cut(key, "\x00")
 			what := fmt.Sprintf("file readable by others %s holds %v", path, hits)
+			if w, ok := rp.opened[path]; ok && w != "tokenhelper" {
+				rp.add("files others can read that tests or tools wrote (or chmod'ed) on purpose", what+", chmod'ed by "+w)
+				continue
+			}
 			if w, ok := rp.writers[replaced(path)]; ok && w != "tokenhelper" {
 				// A test made it so (e.g. to check that xrootd refuses a
 				// token file others can read).
@@ -714,6 +720,12 @@ func cloneResult(call string) int {
 // (clone), records execve's argv and environment, and judges every write
 // that holds a secret by who wrote it where.
 func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
+	if rp.writers == nil {
+		rp.writers = map[string]string{}
+	}
+	if rp.opened == nil {
+		rp.opened = map[string]string{}
+	}
 	// Pass 1: who created whom. A thread's first calls can be printed
 	// before the clone that created it returns in its parent.
 	threadOf := map[int]int{}
@@ -772,6 +784,15 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 				// A new image: this pid is another program now.
 				procs[l.pid] = &process{argv: argv, env: env, parent: p.parent}
 			}
+		case !l.resumed && (strings.HasPrefix(call, "chmod(") || strings.HasPrefix(call, "fchmodat(")):
+			// Who opened a file to others: tests do it on purpose.
+			if path, mode, ok := chmodArgs(call); ok && mode&0o044 != 0 {
+				w := short(ss.redact(get(l.pid).argv))
+				if get(l.pid).role() == "tokenhelper" {
+					w = "tokenhelper"
+				}
+				rp.opened[path] = w
+			}
 		case !l.resumed && (strings.HasPrefix(call, "write") || strings.HasPrefix(call, "pwrite")):
 			hits := ss.find(call)
 			p := get(l.pid)
@@ -790,6 +811,26 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 	if err != nil {
 		t.Errorf("trace %s: %v", path, err)
 	}
+}
+
+// chmodArgs parses `chmod("/p", 0640)` and `fchmodat(AT_FDCWD<...>, "/p", 0640)`.
+func chmodArgs(call string) (string, uint32, bool) {
+	i := strings.IndexByte(call, '"')
+	if i < 0 {
+		return "", 0, false
+	}
+	j := strings.IndexByte(call[i+1:], '"')
+	if j < 0 {
+		return "", 0, false
+	}
+	path := call[i+1 : i+1+j]
+	rest := strings.TrimLeft(call[i+1+j+1:], ", ")
+	f := strings.FieldsFunc(rest, func(r rune) bool { return r == ',' || r == ')' || r == ' ' })
+	if len(f) == 0 {
+		return "", 0, false
+	}
+	m, err := strconv.ParseUint(f[0], 8, 32)
+	return path, uint32(m), err == nil
 }
 
 // execveArgs extracts argv and envp from `execve("p", [argv], [envp]...`.
@@ -856,7 +897,7 @@ func judgeWrite(rp *leakReport, ss secretSet, p *process, fd int, target string,
 		if p.role() == "tokenhelper" {
 			w = "tokenhelper"
 		}
-		if rp.writers != nil && rp.writers[replaced(target)] != "tokenhelper" {
+		if rp.writers[replaced(target)] != "tokenhelper" {
 			rp.writers[replaced(target)] = w
 		}
 	case p.role() == "tokenhelper" && p.companion():

@@ -48,6 +48,9 @@ func TestTraceParsing(t *testing.T) {
 		t.Errorf("writeTarget = %d %q", fd, target)
 	}
 
+	if p, m, ok := chmodArgs(`fchmodat(AT_FDCWD</w>, "/w/tokens/quirks", 0640) = 0`); !ok || p != "/w/tokens/quirks" || m != 0o640 {
+		t.Errorf("chmodArgs = %q %o %v", p, m, ok)
+	}
 	if replaced("/d/.account.json.tmp-0a1b") != "/d/account.json" || replaced("/d/bt_u0") != "/d/bt_u0" {
 		t.Error("replaced")
 	}
