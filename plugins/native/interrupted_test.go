@@ -98,15 +98,25 @@ func TestInterruptedWriteUnusable(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, testbed.Options{})
 			e.register()
-			before, _ := os.ReadFile(e.accountPath())
+			before, err := os.ReadFile(e.accountPath())
+			if err != nil {
+				t.Fatal(err)
+			}
 			if _, err := e.backend().Token(context.Background(), e.request()); err != nil {
 				t.Fatal(err)
 			}
-			after, _ := os.ReadFile(e.accountPath())
-			os.WriteFile(e.accountPath(), before, 0o600)
-			os.WriteFile(filepath.Join(filepath.Dir(e.accountPath()), ".account.json.tmp-0123456789abcdef"), leftover(after), 0o600)
+			after, err := os.ReadFile(e.accountPath())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(e.accountPath(), before, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(filepath.Dir(e.accountPath()), ".account.json.tmp-0123456789abcdef"), leftover(after), 0o600); err != nil {
+				t.Fatal(err)
+			}
 
-			_, err := e.backend().Token(context.Background(), e.request())
+			_, err = e.backend().Token(context.Background(), e.request())
 			he := wantKind(t, err, helper.KindLoginNeeded)
 			if !strings.HasPrefix(he.Error(), "session expired") {
 				t.Errorf("error %q", he.Error())
