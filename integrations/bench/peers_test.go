@@ -160,6 +160,19 @@ func benchWarm(t *testing.T, r *rig.Rig, e peers, rep *report) {
 		ms(jwt.Median), ms(jwt.P90), ms(jwt.Max))
 }
 
+// writeFiles creates dir and writes files (name → content) in it.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // buildStatic builds tokenhelper as make build does, but with
 // CGO_ENABLED=0: a static binary, no dynamic loader and no cgo runtime.
 func buildStatic(t *testing.T, r *rig.Rig) string {
@@ -226,12 +239,12 @@ func buildFloor(t *testing.T, r *rig.Rig) string {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(r.Dir, "floor")
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte(floorSource), 0o644)
 	mod := "module floor\n\ngo 1.26\n\nrequire github.com/tokenhelper/tokenhelper v0.0.0\n\nreplace github.com/tokenhelper/tokenhelper => " + root + "\n"
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644)
-	sum, _ := os.ReadFile(filepath.Join(root, "go.sum"))
-	os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644)
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"main.go": floorSource, "go.mod": mod, "go.sum": string(sum)})
 	out := filepath.Join(dir, "floor")
 	c := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
 	c.Dir = dir
@@ -245,12 +258,8 @@ func buildFloor(t *testing.T, r *rig.Rig) string {
 // buildMinimal builds the floor of any Go tool: a main that prints a file.
 func buildMinimal(t *testing.T, r *rig.Rig) string {
 	dir := filepath.Join(r.Dir, "minimal")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	src := "package main\n\nimport \"os\"\n\nfunc main() { b, _ := os.ReadFile(os.Args[1]); os.Stdout.Write(b) }\n"
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644)
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module minimal\n\ngo 1.26\n"), 0o644)
+	writeFiles(t, dir, map[string]string{"main.go": src, "go.mod": "module minimal\n\ngo 1.26\n"})
 	out := filepath.Join(dir, "minimal")
 	c := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
 	c.Dir = dir

@@ -365,7 +365,7 @@ func loginMatrix(t *testing.T, r *rig.Rig) string {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		go r.TB.ApproveNext(ctx, "alice") // the person approves whatever reaches the page
+		go func() { _, _ = r.TB.ApproveNext(ctx, "alice") }() // the person approves whatever reaches the page
 		res := r.Run1("", "login", "-p", rig.Profile, "--flow", "device", "--headless")
 		cancel()
 		r.TB.ClearFaults()

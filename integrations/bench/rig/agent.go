@@ -66,7 +66,9 @@ func (r *Rig) StartAgent() *Agent {
 		"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + filepath.Join(a.dir, "home"),
 		"OIDC_CONFIG_DIR=" + filepath.Join(a.dir, "conf"), "TMPDIR=" + a.dir, "LANG=C",
 	}
-	cmd := exec.Command(agent, "-d", "--socket-path="+a.Sock)
+	// The agent lives until the test ends; its process group is killed
+	// then.
+	cmd := exec.CommandContext(context.Background(), agent, "-d", "--socket-path="+a.Sock)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = a.out, a.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -75,9 +77,9 @@ func (r *Rig) StartAgent() *Agent {
 	}
 	a.pgid = cmd.Process.Pid
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }() // killed at cleanup: its status says nothing
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group: the agent forks its daemon
 		<-exited
 	})
 	deadline := time.Now().Add(15 * time.Second)
@@ -124,12 +126,16 @@ func (r *Rig) StartAgent() *Agent {
 
 // answers reports whether the agent answers a loaded_accounts request.
 func (a *Agent) answers() bool {
-	c, err := net.DialTimeout("unix", a.Sock, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := (&net.Dialer{}).DialContext(ctx, "unix", a.Sock)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return false
+	}
 	if _, err := c.Write([]byte(`{"request":"loaded_accounts"}`)); err != nil {
 		return false
 	}

@@ -1,6 +1,7 @@
 package rig
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // EnvBin names a directory holding prebuilt binaries (tokenhelper, and
@@ -64,7 +66,9 @@ func buildBinaries() (dir, tmp string, err error) {
 		return "", "", err
 	}
 	// As `make build` does: what users run.
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp+"/",
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp+"/",
 		"./cmd/tokenhelper", "./cmd/tokenhelper-testbed")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -91,7 +95,9 @@ func ensureLinks(dir string) error {
 func ModuleRoot() (string, error) { return moduleRoot() }
 
 func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %v", err)
 	}

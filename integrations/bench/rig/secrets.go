@@ -1,6 +1,7 @@
 package rig
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tokenhelper/tokenhelper/helper/secret"
 	"github.com/tokenhelper/tokenhelper/integrations/testbed"
@@ -103,7 +105,9 @@ func (r *Rig) ClientID() string {
 	var a struct {
 		ClientID string `json:"client_id"`
 	}
-	json.Unmarshal(b, &a)
+	if json.Unmarshal(b, &a) != nil {
+		return ""
+	}
 	return a.ClientID
 }
 
@@ -119,7 +123,12 @@ func (r *Rig) Active(token string) bool {
 		}
 		r.intro = spec
 	})
-	req, _ := http.NewRequest(http.MethodPost, r.TB.IntrospectionURL(), strings.NewReader(url.Values{"token": {token}}.Encode()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.TB.IntrospectionURL(), strings.NewReader(url.Values{"token": {token}}.Encode()))
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(r.intro.ID), url.QueryEscape(r.intro.Secret))
 	resp, err := r.TB.HTTPClient().Do(req)
