@@ -6,6 +6,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -s -w -X github.com/tokenhelper/tokenhelper/cmd/tokenhelper/cli.Version=$(VERSION) -X main.Version=$(VERSION)
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2
 FUZZTIME ?= 30s
+# Binaries are static (no cgo): they start ≈ 1 ms faster (docs/benchmarks.md) and run on
+# any Linux of the same architecture (EL7…EL9, Debian, Ubuntu worker nodes), whatever its
+# glibc. BUILD_CGO=1 links net and os/user through the C library instead. Tests keep cgo
+# (the race detector needs it).
+BUILD_CGO ?= 0
 
 .PHONY: all build test test-short lint vet fmt-check bench demo fuzz clean install generate
 
@@ -13,12 +18,12 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=$(BUILD_CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 	@ln -sf tokenhelper $(BIN)/git-credential-tokenhelper
 	@ln -sf tokenhelper $(BIN)/docker-credential-tokenhelper
 
 install:
-	$(GO) install -trimpath -ldflags '$(LDFLAGS)' ./cmd/...
+	CGO_ENABLED=$(BUILD_CGO) $(GO) install -trimpath -ldflags '$(LDFLAGS)' ./cmd/...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -76,7 +81,7 @@ reliability:
 # (curl is used when installed).
 demo:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/tokenhelper ./cmd/tokenhelper-demo
+	CGO_ENABLED=$(BUILD_CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/tokenhelper ./cmd/tokenhelper-demo
 	$(BIN)/tokenhelper-demo --tokenhelper $(BIN)/tokenhelper
 
 clean:

@@ -73,10 +73,10 @@ func TestPeers(t *testing.T) {
 
 // peers is what the comparisons share: files and binaries.
 type peers struct {
-	tokFile                string // the warm token, 0600
-	minimal, static, floor string // comparison binaries
-	store                  string // git-credential-store's file
-	reqTH, reqStore        string // git credential requests
+	tokFile             string // the warm token, 0600
+	minimal, cgo, floor string // comparison binaries
+	store               string // git-credential-store's file
+	reqTH, reqStore     string // git credential requests
 }
 
 func setupPeers(t *testing.T, r *rig.Rig) peers {
@@ -84,7 +84,7 @@ func setupPeers(t *testing.T, r *rig.Rig) peers {
 	if res.Code != 0 {
 		t.Fatalf("token: %d %s", res.Code, res.Stderr)
 	}
-	e := peers{tokFile: r.WriteFile("bt_token", res.Stdout), minimal: buildMinimal(t, r), static: buildStatic(t, r), floor: buildFloor(t, r)}
+	e := peers{tokFile: r.WriteFile("bt_token", res.Stdout), minimal: buildMinimal(t, r), cgo: buildCgo(t, r), floor: buildFloor(t, r)}
 	// Warm the agent's cache, and check each command works and gives the
 	// same token where it should.
 	for _, c := range []struct {
@@ -94,7 +94,7 @@ func setupPeers(t *testing.T, r *rig.Rig) peers {
 		{[]string{"oidc-token", "tb"}, false},
 		{[]string{r.Tokenhelper, "token", "-p", "agent"}, false},
 		{[]string{e.minimal, e.tokFile}, true},
-		{[]string{e.static, "token", "-p", "tb"}, true},
+		{[]string{e.cgo, "token", "-p", "tb"}, true},
 		{[]string{e.floor, "tb"}, true},
 	} {
 		out := r.Run(r.Program(context.Background(), c.args[0], c.args[1:]...), "")
@@ -134,7 +134,7 @@ func benchWarm(t *testing.T, r *rig.Rig, e peers, rep *report) {
 		{"minimal Go binary (reads the file)", e.minimal + " " + e.tokFile},
 		{"oidc-token tb (agent's cache)", "oidc-token tb"},
 		{"tokenhelper token -p tb (warm cache)", th + " token -p tb"},
-		{"same, built with CGO_ENABLED=0 (static)", e.static + " token -p tb"},
+		{"same, built with CGO_ENABLED=1 (dynamic, BUILD_CGO=1)", e.cgo + " token -p tb"},
 		{"Go binary doing only the warm path (config + cache)", e.floor + " tb"},
 		{"tokenhelper version", th + " version"},
 		{"tokenhelper token -p agent (asks oidc-agent)", th + " token -p agent"},
@@ -154,7 +154,7 @@ func benchWarm(t *testing.T, r *rig.Rig, e peers, rep *report) {
 	rep.printf("Start-up of `tokenhelper token -p tb` (median %s): the minimal Go binary (exec, runtime start, "+
 		"read a file) takes %s; package initialization (GODEBUG=inittrace=1, sum of init clock times, median of 40 runs) %s, "+
 		"largest: %s; the command's own work (cli.Main in-process on the warm cache: config, cobra, cache read) %s; "+
-		"the rest, %s, is loading a larger, dynamically linked binary (ld.so, cgo runtime, page faults). "+
+		"the rest, %s, is loading a larger binary (page faults, runtime threads). "+
 		"github.com/golang-jwt/jwt/v5's init: median %s, p90 %s, max %s over the runs.\n\n",
 		ms(thMed), ms(minMed), ms(inits), strings.Join(top, ", "), ms(inproc), ms(thMed-minMed-inits-inproc),
 		ms(jwt.Median), ms(jwt.P90), ms(jwt.Max))
@@ -173,19 +173,21 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// buildStatic builds tokenhelper as make build does, but with
-// CGO_ENABLED=0: a static binary, no dynamic loader and no cgo runtime.
-func buildStatic(t *testing.T, r *rig.Rig) string {
+// buildCgo builds tokenhelper as make build does, but with
+// CGO_ENABLED=1 (BUILD_CGO=1, go build's default where a C compiler is
+// present): net linked through the C library, so every start goes
+// through the dynamic loader and the cgo runtime.
+func buildCgo(t *testing.T, r *rig.Rig) string {
 	root, err := rig.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(r.Dir, "static", "tokenhelper")
+	out := filepath.Join(r.Dir, "cgo", "tokenhelper")
 	c := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/tokenhelper")
 	c.Dir = root
-	c.Env = append(os.Environ(), "CGO_ENABLED=0")
+	c.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if b, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("build static: %v\n%s", err, b)
+		t.Fatalf("build with cgo: %v\n%s", err, b)
 	}
 	return out
 }
@@ -248,7 +250,7 @@ func buildFloor(t *testing.T, r *rig.Rig) string {
 	out := filepath.Join(dir, "floor")
 	c := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
 	c.Dir = dir
-	c.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "GOPROXY=off")
+	c.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "GOPROXY=off", "CGO_ENABLED=0") // linked as make build links tokenhelper
 	if b, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("build floor: %v\n%s", err, b)
 	}

@@ -71,6 +71,7 @@ func buildBinaries() (dir, tmp string, err error) {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp+"/",
 		"./cmd/tokenhelper", "./cmd/tokenhelper-testbed")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // make build's default (BUILD_CGO=0)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(tmp)
 		return "", "", fmt.Errorf("go build: %v\n%s", err, out)
