@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -16,11 +17,13 @@ import (
 )
 
 // burst makes n Token calls at once, each through its own Backend as n
-// tokenhelper processes would, and returns their tokens and errors.
-func burst(t *testing.T, a *realAgent, n int, req helper.Request, timeout time.Duration) ([]*helper.Token, []error) {
+// tokenhelper processes would, and returns their tokens and errors and
+// how many connection failures were retried.
+func burst(t *testing.T, a *realAgent, n int, req helper.Request, timeout time.Duration) ([]*helper.Token, []error, int64) {
 	t.Helper()
 	toks := make([]*helper.Token, n)
 	errs := make([]error, n)
+	var retries atomic.Int64
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range n {
@@ -28,6 +31,7 @@ func burst(t *testing.T, a *realAgent, n int, req helper.Request, timeout time.D
 		if err != nil {
 			t.Fatal(err)
 		}
+		b.client.onRetry = func(string, error) { retries.Add(1) }
 		wg.Go(func() {
 			<-start
 			toks[i], errs[i] = b.Token(context.Background(), req)
@@ -35,7 +39,7 @@ func burst(t *testing.T, a *realAgent, n int, req helper.Request, timeout time.D
 	}
 	close(start)
 	wg.Wait()
-	return toks, errs
+	return toks, errs, retries.Load()
 }
 
 // failures fails the test listing the distinct errors of a burst.
@@ -68,14 +72,14 @@ func TestRealAgentConcurrent(t *testing.T) {
 	a := startRealAgent(t, promptCancel)
 	tb := testbed.Start(t, testbed.Options{HTTPS: true})
 	a.addAccount(t, tb, "wlcg", "alice", aliceScopes)
-	warm, errs := burst(t, a, 1, helper.Request{}, 30*time.Second)
+	warm, errs, _ := burst(t, a, 1, helper.Request{}, 30*time.Second)
 	failures(t, "first token", errs)
 
 	for _, n := range []int{8, 32, 100} {
 		t.Run("cached x"+strconv.Itoa(n), func(t *testing.T) {
 			tb.ResetCounters()
 			start := time.Now()
-			toks, errs := burst(t, a, n, helper.Request{}, 30*time.Second)
+			toks, errs, retries := burst(t, a, n, helper.Request{}, 30*time.Second)
 			failures(t, "cached tokens", errs)
 			for _, tok := range toks {
 				if tok.AccessToken != warm[0].AccessToken {
@@ -85,19 +89,24 @@ func TestRealAgentConcurrent(t *testing.T) {
 			if r := tb.Counters().Grant("refresh"); r != 0 {
 				t.Fatalf("%d refreshes for cached tokens", r)
 			}
-			t.Logf("%d simultaneous calls answered in %v", n, time.Since(start).Round(time.Millisecond))
+			t.Logf("%d simultaneous calls answered in %v (%d retries)", n, time.Since(start).Round(time.Millisecond), retries)
 		})
 	}
 
 	// Forced: each request makes the agent refresh at the provider, one
-	// after the other. 16 is more than the agent queues, so some calls
-	// retry; the provider must see exactly one refresh per call.
+	// after the other, for a good part of a second. 16 is more than the
+	// agent queues, so calls must retry (cached ones may be served faster
+	// than the race detector lets them arrive); the provider must see
+	// exactly one refresh per call.
 	t.Run("forced x16", func(t *testing.T) {
 		const n = 16
 		tb.ResetCounters()
 		start := time.Now()
-		toks, errs := burst(t, a, n, helper.Request{Force: true}, 2*time.Minute)
+		toks, errs, retries := burst(t, a, n, helper.Request{Force: true}, 2*time.Minute)
 		failures(t, "forced tokens", errs)
+		if retries == 0 {
+			t.Fatal("no call found the queue full: the retry path was not exercised")
+		}
 		if r := tb.Counters().Grant("refresh"); r != n {
 			t.Fatalf("%d refreshes for %d forced calls", r, n)
 		}
@@ -108,7 +117,7 @@ func TestRealAgentConcurrent(t *testing.T) {
 		if len(jtis) != n {
 			t.Fatalf("%d distinct tokens for %d forced calls", len(jtis), n)
 		}
-		t.Logf("%d simultaneous forced calls answered in %v", n, time.Since(start).Round(time.Millisecond))
+		t.Logf("%d simultaneous forced calls answered in %v (%d retries)", n, time.Since(start).Round(time.Millisecond), retries)
 	})
 }
 
@@ -127,7 +136,7 @@ func TestRealAgentConcurrentStalled(t *testing.T) {
 	defer cont()
 	const n, timeout = 16, time.Second
 	start := time.Now()
-	_, errs := burst(t, a, n, helper.Request{}, timeout)
+	_, errs, _ := burst(t, a, n, helper.Request{}, timeout)
 	took := time.Since(start)
 	busy, waited := 0, 0
 	for _, err := range errs {
@@ -154,6 +163,6 @@ func TestRealAgentConcurrentStalled(t *testing.T) {
 	cont()
 	// The agent answers the queued requests of callers that gave up, then
 	// ours.
-	_, errs = burst(t, a, 8, helper.Request{}, 30*time.Second)
+	_, errs, _ = burst(t, a, 8, helper.Request{}, 30*time.Second)
 	failures(t, "after the agent continued", errs)
 }
