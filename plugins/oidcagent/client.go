@@ -41,8 +41,13 @@ type Client struct {
 	Remote *Endpoint
 	// Timeout bounds each call (Token, fallback to Remote included;
 	// LoadedAccounts) from dial to the reply's last byte; 0 means
-	// DefaultTimeout. A context deadline that comes earlier wins.
+	// DefaultTimeout. A context deadline that comes earlier wins. Within
+	// it, connection failures that left the agent untouched (its queue
+	// full, see retry.go) are retried.
 	Timeout time.Duration
+
+	// onRetry, when set (tests), is told of each retried failure.
+	onRetry func(op string, err error)
 }
 
 // NewClient locates the agent (see Locate) and returns a client for it.
@@ -258,7 +263,7 @@ const maxUnix = 253402300799
 // ask runs one exchange with ep and classifies the outcome. Success
 // replies come back; failure replies become *helper.Error values.
 func (c *Client) ask(ctx context.Context, budget time.Duration, ep Endpoint, msg []byte, r *TokenRequest) (*reply, Endpoint, error) {
-	raw, err := exchange(ctx, budget, ep, msg)
+	raw, err := exchange(ctx, budget, ep, msg, c.onRetry)
 	if err != nil {
 		return nil, ep, err
 	}
@@ -293,16 +298,61 @@ func (c *Client) withDeadline(ctx context.Context) (context.Context, context.Can
 	return ctx, cancel, budget
 }
 
-// exchange writes msg in one write and reads the reply to EOF, all before
-// ctx's deadline (set by withDeadline; budget is its length).
-func exchange(ctx context.Context, budget time.Duration, ep Endpoint, msg []byte) ([]byte, error) {
+// exchange sends msg and returns the reply, asking again after failures
+// that left the agent untouched (see retry.go) until ctx's deadline (set
+// by withDeadline; budget is its length). onRetry, when set, is told of
+// each such failure before the pause.
+func exchange(ctx context.Context, budget time.Duration, ep Endpoint, msg []byte, onRetry func(op string, err error)) ([]byte, error) {
+	var last *untouched
+	for tries := 1; ; tries++ {
+		raw, connected, err := exchangeOnce(ctx, budget, ep, msg)
+		var u *untouched
+		if !errors.As(err, &u) {
+			if last != nil && !connected && errors.Is(err, ErrTimeout) {
+				// The deadline came while connecting after the queue was
+				// found full: still busy.
+				return nil, busyError(ep, budget, tries-1, last)
+			}
+			return raw, err
+		}
+		last = u
+		if onRetry != nil {
+			onRetry(u.op, u.err)
+		}
+		wait := retryDelay(tries)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+			// The next try would start after the deadline.
+			return nil, busyError(ep, budget, tries, u)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil, deadlineError(ctx, ep, budget)
+			}
+			return nil, busyError(ep, budget, tries, u)
+		}
+	}
+}
+
+// exchangeOnce writes msg in one write on a new connection and reads the
+// reply to EOF, all before ctx's deadline. A failure that left the agent
+// untouched comes back as *untouched, anything else as *helper.Error;
+// connected says whether the connection was made.
+func exchangeOnce(ctx context.Context, budget time.Duration, ep Endpoint, msg []byte) (reply []byte, connected bool, _ error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, ep.Network, ep.Address)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, deadlineError(ctx, ep, budget)
+		// The dialer can see the deadline pass before ctx reports it.
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+			return nil, false, deadlineError(ctx, ep, budget)
 		}
-		return nil, dialError(ep, err)
+		if u := dialUntouched(err); u != nil {
+			return nil, false, u
+		}
+		return nil, false, dialError(ep, err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -312,29 +362,35 @@ func exchange(ctx context.Context, budget time.Duration, ep Endpoint, msg []byte
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	if _, err := conn.Write(msg); err != nil {
+	if n, err := conn.Write(msg); err != nil {
 		if isTimeout(err) || ctx.Err() != nil {
-			return nil, deadlineError(ctx, ep, budget)
+			return nil, true, deadlineError(ctx, ep, budget)
 		}
-		return nil, closedError(ep, false)
+		if u := writeUntouched(n, err); u != nil {
+			return nil, true, u
+		}
+		return nil, true, closedError(ep, false)
 	}
 	buf, err := io.ReadAll(io.LimitReader(conn, MaxReply+1))
 	if len(buf) > MaxReply {
-		return nil, &helper.Error{Kind: helper.KindUnavailable,
+		return nil, true, &helper.Error{Kind: helper.KindUnavailable,
 			Msg: fmt.Sprintf("oidc-agent at %s sent a reply larger than %d KiB", ep, MaxReply>>10),
 			Fix: "check that " + socketVar(ep) + " points to oidc-agent and not another program",
 			Err: ErrBadReply}
 	}
 	if err != nil {
 		if isTimeout(err) || ctx.Err() != nil {
-			return nil, deadlineError(ctx, ep, budget)
+			return nil, true, deadlineError(ctx, ep, budget)
 		}
-		return nil, closedError(ep, len(buf) > 0)
+		if u := readUntouched(ep, len(buf), err); u != nil {
+			return nil, true, u
+		}
+		return nil, true, closedError(ep, len(buf) > 0)
 	}
 	if len(buf) == 0 {
-		return nil, closedError(ep, false)
+		return nil, true, closedError(ep, false)
 	}
-	return buf, nil
+	return buf, true, nil
 }
 
 func (c *Client) timeout() time.Duration {

@@ -27,7 +27,14 @@
 // Every exchange has a deadline (the profile's timeout, default
 // DefaultTimeout, or the context's if earlier) covering dial, write and
 // read: oidc-agent serves one request at a time and blocks all clients
-// while it waits for a password popup or a slow provider. Replies are
+// while it waits for a password popup or a slow provider. Its queue of
+// waiting connections is short (listen backlog 5), and Go's non-blocking
+// connect fails with EAGAIN when it is full, so with many simultaneous
+// clients the failures that provably left the agent untouched (EAGAIN at
+// connect, a write that delivered nothing, a reset of the UNIX socket
+// before any reply byte) are retried with jittered backoff until the
+// deadline, which then ends in an ErrBusy error; nothing the agent may
+// have acted on is asked twice (see retry.go). Replies are
 // limited to MaxReply bytes. Errors are *helper.Error values naming the fix
 // (oidc-agent-service, oidc-add, oidc-gen); no error ever contains a reply
 // body, since a reply may carry a token.

@@ -132,6 +132,10 @@ var (
 	// ErrTimeout: the agent did not answer before the deadline (often a
 	// password popup waiting for the user).
 	ErrTimeout = errors.New("oidc-agent did not answer in time")
+	// ErrBusy: the agent's queue of waiting connections stayed full (or
+	// it dropped the request unread) until the deadline; ErrTimeout is in
+	// the chain too.
+	ErrBusy = errors.New("oidc-agent busy")
 	// ErrBadReply: the reply was malformed, truncated, oversized or cut
 	// off by the agent closing the connection.
 	ErrBadReply = errors.New("bad reply from oidc-agent")

@@ -52,6 +52,12 @@ func startFake(t *testing.T, network string, handle func(c net.Conn, req map[str
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFake(t, ln, handle)
+}
+
+// serveFake runs a fake agent on ln until the test ends.
+func serveFake(t *testing.T, ln net.Listener, handle func(c net.Conn, req map[string]any)) *fakeAgent {
+	t.Helper()
 	f := &fakeAgent{ln: ln, addr: ln.Addr().String(), done: make(chan struct{}), handle: handle}
 	f.wg.Add(1)
 	go f.serve()

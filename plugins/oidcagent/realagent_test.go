@@ -244,7 +244,7 @@ func rawToken(t *testing.T, a *realAgent, req map[string]any) map[string]any {
 	msg, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	raw, err := exchange(ctx, 30*time.Second, Endpoint{Network: "unix", Address: a.sock, Source: SourceSock}, msg)
+	raw, err := exchange(ctx, 30*time.Second, Endpoint{Network: "unix", Address: a.sock, Source: SourceSock}, msg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
