@@ -56,7 +56,14 @@ type Builtin struct {
 	// cache (helper/cache). Backends that are themselves a cache (a token
 	// file, oidc-agent) say false.
 	Cached bool
-	New    func(p *config.Profile, d Deps) (helper.Backend, error)
+	// CacheDownscoped says requests with scopes or audiences go through
+	// the token cache even though Cached is false: the backend keeps its
+	// default token itself but asks the provider for every down-scoped one
+	// (oidc-agent 4.2 refreshes at the IAM for each such request, one at a
+	// time: a hundred jobs asking for storage.read:/ would be a hundred
+	// refreshes). The cache makes it one, and the warm path a file read.
+	CacheDownscoped bool
+	New             func(p *config.Profile, d Deps) (helper.Backend, error)
 }
 
 var builtins = map[string]Builtin{
@@ -81,9 +88,10 @@ var builtins = map[string]Builtin{
 		},
 	},
 	config.BackendOIDCAgent: {
-		Name:    config.BackendOIDCAgent,
-		Summary: "tokens from a running oidc-agent (OIDC_SOCK), by account short name or issuer",
-		Cached:  false,
+		Name:            config.BackendOIDCAgent,
+		Summary:         "tokens from a running oidc-agent (OIDC_SOCK), by account short name or issuer",
+		Cached:          false,
+		CacheDownscoped: true,
 		New: func(p *config.Profile, d Deps) (helper.Backend, error) {
 			return oidcagent.New(p, d.OIDCAgentEnv())
 		},

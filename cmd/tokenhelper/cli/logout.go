@@ -62,14 +62,12 @@ the profile up again.`,
 				if err != nil {
 					return err
 				}
-				var ok bool
-				if lo, ok = be.(helper.Logouter); !ok {
-					return helper.Errorf(helper.KindUsage, "profile %q (backend %s) has no logout of its own", p.Name, p.Backend).
-						WithFix("end the session with the backend's own tool")
-				}
+				lo, _ = be.(helper.Logouter)
 			}
-			if err := lo.Logout(ctx, helper.LogoutRequest{Profile: p.Name, Forget: forget, UI: a.ui()}); err != nil {
-				return err
+			if lo != nil {
+				if err := lo.Logout(ctx, helper.LogoutRequest{Profile: p.Name, Forget: forget, UI: a.ui()}); err != nil {
+					return err
+				}
 			}
 			n, err := a.tokenCache().DeleteProfile(ctx, p.Name)
 			if err != nil {
@@ -79,10 +77,29 @@ the profile up again.`,
 			if n > 0 {
 				fmt.Fprintf(w, "Deleted %d cached access token(s) of profile %q.\n", n, p.Name)
 			}
+			if lo == nil {
+				// The session lives in the backend (oidc-agent, a token
+				// file, a plugin): tokenhelper only had its cache.
+				fmt.Fprintf(w, "Profile %q keeps its session in its backend (%s): %s.\n", p.Name, p.Backend, backendLogoutHint(p))
+			}
 			return nil
 		}),
 	}
 	cmd.Flags().BoolVar(&forget, "forget", false, "delete the local state only, without passphrase or network")
 	nf.registerPassphrase(cmd)
 	return cmd
+}
+
+// backendLogoutHint says how to end a session tokenhelper does not own.
+func backendLogoutHint(p *config.Profile) string {
+	switch p.Backend {
+	case config.BackendOIDCAgent:
+		if p.Account != "" {
+			return "to end it, run: oidc-add -r " + p.Account
+		}
+		return "to end it, remove the account from the agent: oidc-add -r ACCOUNT"
+	case config.BackendFile:
+		return "delete or replace its token file to end it"
+	}
+	return "end it with the backend's own tool"
 }

@@ -128,11 +128,13 @@ type pluginReport struct {
 }
 
 type builtinEntry struct {
-	Name     string   `json:"name"`
-	Summary  string   `json:"summary"`
-	Cached   bool     `json:"cached"`
-	Profiles []string `json:"profiles,omitempty"`
-	Isolated []string `json:"isolated_profiles,omitempty"`
+	Name    string `json:"name"`
+	Summary string `json:"summary"`
+	Cached  bool   `json:"cached"`
+	// CachedDownscoped: only requests with scopes or audiences are cached.
+	CachedDownscoped bool     `json:"cached_downscoped,omitempty"`
+	Profiles         []string `json:"profiles,omitempty"`
+	Isolated         []string `json:"isolated_profiles,omitempty"`
 }
 
 type pluginEntry struct {
@@ -169,7 +171,7 @@ func (a *app) pluginReport(ctx context.Context) (*pluginReport, error) {
 	}
 	rep := &pluginReport{PluginDirs: dirs.PluginDirs}
 	for _, b := range plugins.Builtins() {
-		rep.Builtins = append(rep.Builtins, builtinEntry{Name: b.Name, Summary: b.Summary, Cached: b.Cached, Profiles: users[b.Name], Isolated: isolated[b.Name]})
+		rep.Builtins = append(rep.Builtins, builtinEntry{Name: b.Name, Summary: b.Summary, Cached: b.Cached, CachedDownscoped: b.CacheDownscoped, Profiles: users[b.Name], Isolated: isolated[b.Name]})
 	}
 	rep.PluginHost, err = remote.LocateHost(a.sys.LookupEnv)
 	if err != nil {

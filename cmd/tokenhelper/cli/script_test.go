@@ -6,12 +6,14 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,7 +153,10 @@ func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
 
 // fakeagent SOCKET TOKENFILE ACCOUNT...: serve an oidc-agent look-alike on
 // the unix socket SOCKET for the rest of the script: loaded_accounts lists
-// the ACCOUNTs, access_token answers with the token in TOKENFILE.
+// the ACCOUNTs, access_token answers with the token in TOKENFILE. Every
+// access_token request is appended to SOCKET.log as one line
+// "access_token ACCOUNT scope=SCOPE audience=AUD", so a script can count
+// what reached the agent.
 func cmdFakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
 		ts.Fatalf("usage: fakeagent SOCKET TOKENFILE [ACCOUNT...]")
@@ -165,6 +170,18 @@ func cmdFakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 	l, err := net.Listen("unix", ts.MkAbs(args[0]))
 	ts.Check(err)
 	ts.Defer(func() { l.Close() })
+	var logMu sync.Mutex
+	logPath := ts.MkAbs(args[0]) + ".log"
+	record := func(req map[string]any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		f, err := os.OpenFile(logPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		fmt.Fprintf(f, "access_token %v scope=%v audience=%v\n", req["account"], req["scope"], req["audience"])
+	}
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -185,6 +202,7 @@ func cmdFakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 				case "loaded_accounts":
 					rep = map[string]any{"status": "success", "info": accounts}
 				case "access_token":
+					record(req)
 					acc, _ := req["account"].(string)
 					if !slices.Contains(accounts, acc) {
 						rep = map[string]any{"status": "failure", "error": "No account configured with that short name"}

@@ -179,7 +179,7 @@ func (a *app) acquire(ctx context.Context, p *config.Profile, req helper.Request
 		return tok, nil
 	}
 	var tok *helper.Token
-	if b.Cached {
+	if b.Cached || (b.CacheDownscoped && (len(req.Scopes) > 0 || len(req.Audiences) > 0)) {
 		tok, err = a.tokenCache().Get(ctx, req, call)
 	} else {
 		tok, err = call(ctx)
