@@ -87,16 +87,16 @@ func isHex(s string, n int) bool {
 
 // vouches reports whether the entry holds a check of the source's
 // passphrase against the key file in state ks.
-func (e cacheEntry) vouches(ks, print string) bool {
-	return e.keyState != "" && e.keyState == ks && print != "" && slices.Contains(e.sources, print)
+func (e cacheEntry) vouches(ks, srcPrint string) bool {
+	return e.keyState != "" && e.keyState == ks && srcPrint != "" && slices.Contains(e.sources, srcPrint)
 }
 
-// with returns the entry with print added to its checked sources.
-func (e cacheEntry) with(print string) cacheEntry {
-	if print == "" || slices.Contains(e.sources, print) {
+// with returns the entry with srcPrint added to its checked sources.
+func (e cacheEntry) with(srcPrint string) cacheEntry {
+	if srcPrint == "" || slices.Contains(e.sources, srcPrint) {
 		return e
 	}
-	src := append(slices.Clone(e.sources), print)
+	src := append(slices.Clone(e.sources), srcPrint)
 	if len(src) > maxVouched {
 		src = src[len(src)-maxVouched:]
 	}

@@ -108,7 +108,7 @@ func (u *Unlocker) openWithSource(k Key, kf *KeyFile, pass string, src source) (
 	ks := keyState(kf)
 	c := u.fromCache(k, kf)
 	if c != nil && c.entry.vouches(ks, src.print) {
-		u.debugf("%s: unlocked from the unlock cache; the passphrase from %s was checked against this key file when the entry was made or extended, so it is not checked again (scrypt) until %s",
+		u.debugf("%s: unlocked from the unlock cache; the passphrase from %s was checked against this key file earlier in this unlock, so it is not checked again (scrypt) before the unlock ends at %s",
 			k.name(), src.from, c.expires.Local().Format(time.DateTime))
 		return c.id, nil
 	}
@@ -176,18 +176,19 @@ func (u *Unlocker) fromCache(k Key, kf *KeyFile) *cached {
 }
 
 // remember caches a checked unlock of kf for the full unlock period;
-// print names the passphrase source that was checked ("" for a prompt).
-func (u *Unlocker) remember(k Key, kf *KeyFile, id *Identity, print string) {
+// srcPrint names the passphrase source that was checked ("" for a
+// prompt).
+func (u *Unlocker) remember(k Key, kf *KeyFile, id *Identity, srcPrint string) {
 	if u.cache() == nil {
 		return
 	}
-	e := cacheEntry{identity: id.x.String(), keyState: keyState(kf)}.with(print)
+	e := cacheEntry{identity: id.x.String(), keyState: keyState(kf)}.with(srcPrint)
 	u.store(k, e, u.Options.now().Add(u.ttl()))
 }
 
 // rememberNew caches id after this process wrote k's key file (its
 // passphrase was just set, so it is checked).
-func (u *Unlocker) rememberNew(k Key, id *Identity, print string) {
+func (u *Unlocker) rememberNew(k Key, id *Identity, srcPrint string) {
 	if u.cache() == nil {
 		return
 	}
@@ -196,7 +197,7 @@ func (u *Unlocker) rememberNew(k Key, id *Identity, print string) {
 		u.debugf("%s: unlock not remembered: %v", k.name(), err)
 		return
 	}
-	u.remember(k, kf, id, print)
+	u.remember(k, kf, id, srcPrint)
 }
 
 // store puts e into the cache until expires, at most the unlock period
