@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/tokenhelper/tokenhelper/helper"
@@ -96,6 +97,23 @@ func FuzzOpen(f *testing.F) {
 		}
 		if len(pt) > MaxSecretSize {
 			t.Fatal("oversized plaintext")
+		}
+	})
+}
+
+// FuzzParseCacheEntry: a keyring entry is written by any process of the
+// user; reading one never panics, never vouches without a key state, keeps
+// at most maxVouched sources, and survives a round trip.
+func FuzzParseCacheEntry(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e := parseCacheEntry(data)
+		if len(e.sources) > maxVouched || (e.keyState == "" && len(e.sources) > 0) {
+			t.Fatalf("parsed %+v", e)
+		}
+		if e.identity != "" && !strings.ContainsAny(e.identity, "\r\n") {
+			if again := parseCacheEntry(e.marshal()); !reflect.DeepEqual(again, e) {
+				t.Fatalf("round trip: %+v, then %+v", e, again)
+			}
 		}
 	})
 }

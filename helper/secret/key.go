@@ -39,7 +39,8 @@ type KeyOptions struct {
 	// Warn receives warnings meant for the person (plaintext mode). The
 	// CLI must set it; nil drops them.
 	Warn func(msg string)
-	// Now stamps new key files; nil means time.Now.
+	// Now stamps new key files and tells the unlock cache the time; nil
+	// means time.Now.
 	Now func() time.Time
 }
 

@@ -169,6 +169,72 @@ func TestKeyringUnlocker(t *testing.T) {
 	}
 }
 
+// An unlock from a passphrase source against the real keyring: a second
+// process with the same source does not run scrypt; the entry holds
+// nothing derived from the passphrase; lock and logout end it;
+// unlock_for < 0 keeps it out.
+func TestKeyringSourceUnlock(t *testing.T) {
+	c := realKeyring(t)
+	k := testKey(t)
+	t.Cleanup(func() { _ = c.Delete(k.CacheID()) })
+	const pass = "correct horse battery staple"
+	mustCreate(t, k, pass)
+	src := Sources{Env: "TH_PASS", Environ: []string{"TH_PASS=" + pass}}
+	// Each Unlocker gets its own KeyringCache, as separate processes do.
+	job := func(noScrypt bool, unlockFor time.Duration) *Unlocker {
+		o := KeyOptions{WorkFactor: testWork}
+		if noScrypt {
+			o.MaxWorkFactor = testWork - 1
+		}
+		return &Unlocker{Cache: NewKeyringCache(nil), UnlockFor: unlockFor, Sources: src, Options: o}
+	}
+
+	wantScrypt(t, job(true, time.Minute), k) // nothing cached yet
+	if _, err := job(false, -time.Second).Open(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Get(k.CacheID()); !errors.Is(err, ErrNotCached) {
+		t.Fatalf("unlock_for < 0 wrote the keyring: %v", err)
+	}
+	if _, err := job(false, time.Minute).Open(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	wantNoScrypt(t, job(true, time.Minute), k)
+	wantScrypt(t, job(true, -time.Second), k) // disabled: not read either
+
+	raw, _, err := c.Get(k.CacheID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "AGE-SECRET-KEY-1") || !strings.HasPrefix(lines[1], "key ") ||
+		lines[2] != "src "+sourcePrint("env", "TH_PASS") {
+		t.Errorf("entry has %d lines: %q…", len(lines), lines[1:])
+	}
+	for _, w := range strings.Fields(pass) {
+		if strings.Contains(string(raw), w) {
+			t.Errorf("entry contains %q of the passphrase", w)
+		}
+	}
+	if to := procKeysTimeout(t, k.CacheID()); to == "perm" || to == "expd" {
+		t.Errorf("/proc/keys timeout column = %q, want a timeout", to)
+	}
+
+	if err := job(false, time.Minute).Lock(k); err != nil {
+		t.Fatal(err)
+	}
+	wantScrypt(t, job(true, time.Minute), k)
+	if _, err := job(false, time.Minute).Open(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	if err := job(false, time.Minute).Forget(k); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Get(k.CacheID()); !errors.Is(err, ErrNotCached) {
+		t.Errorf("keyring entry survived Forget: %v", err)
+	}
+}
+
 func TestParsePayload(t *testing.T) {
 	for _, p := range []string{"", "exp=", "exp=x\nsecret", "nope\nsecret", "exp=12"} {
 		if _, _, err := parsePayload([]byte(p)); !errors.Is(err, ErrNotCached) {

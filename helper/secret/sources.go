@@ -3,6 +3,8 @@ package secret
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -65,28 +67,55 @@ func (s Sources) Configured() bool { return s.Env != "" || s.File != "" || s.Cmd
 // messages. ("", "", nil) means no source yielded one. A configured file
 // or command that fails is an error naming it, never its content.
 func (s Sources) Passphrase(ctx context.Context, profile string) (pass, from string, err error) {
+	pass, src, err := s.passphrase(ctx, profile)
+	return pass, src.from, err
+}
+
+// source says which source gave a passphrase: from names it in messages;
+// print identifies it in the unlock cache (see [sourcePrint]).
+type source struct {
+	from  string
+	print string
+}
+
+// sourcePrint is the unlock cache's name for a passphrase source: a hash of
+// what configures it (the variable's name; the file's path, inode and
+// modification and change times; the command line), never of the
+// passphrase it gives. Different sources, and a passphrase file that was
+// written since, get different prints.
+func sourcePrint(parts ...string) string {
+	h := sha256.New()
+	h.Write([]byte("tokenhelper passphrase source v1"))
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (s Sources) passphrase(ctx context.Context, profile string) (string, source, error) {
 	if s.Env != "" {
 		if v, ok := s.lookup(s.Env); ok {
 			if v = strings.TrimSpace(v); v != "" {
-				return v, "passphrase_env " + s.Env, nil
+				return v, source{"passphrase_env " + s.Env, sourcePrint("env", s.Env)}, nil
 			}
 		}
 	}
 	if s.File != "" {
-		v, err := s.readFile(profile)
+		v, stamp, err := s.readFile(profile)
 		if err != nil {
-			return "", "", err
+			return "", source{}, err
 		}
-		return v, "passphrase_file " + s.File, nil
+		return v, source{"passphrase_file " + s.File, sourcePrint("file", s.File, stamp)}, nil
 	}
 	if s.Cmd != "" {
 		v, err := s.runCmd(ctx, profile)
 		if err != nil {
-			return "", "", err
+			return "", source{}, err
 		}
-		return v, "passphrase_cmd " + s.cmdName(), nil
+		return v, source{"passphrase_cmd " + s.cmdName(), sourcePrint("cmd", s.Cmd)}, nil
 	}
-	return "", "", nil
+	return "", source{}, nil
 }
 
 func (s Sources) environ() []string {
@@ -113,10 +142,12 @@ func profileRef(profile string) string {
 	return "profile " + profile
 }
 
-func (s Sources) readFile(profile string) (string, error) {
+// readFile returns the passphrase in s.File and the file's stamp (see
+// fileStamp).
+func (s Sources) readFile(profile string) (pass, stamp string, err error) {
 	where := fmt.Sprintf("passphrase_file %s of %s", s.File, profileRef(profile))
 	if !filepath.IsAbs(s.File) {
-		return "", (&helper.Error{Kind: helper.KindConfig, Msg: where + " is not an absolute path"}).
+		return "", "", (&helper.Error{Kind: helper.KindConfig, Msg: where + " is not an absolute path"}).
 			WithFix("set passphrase_file to an absolute path")
 	}
 	f, err := os.Open(s.File)
@@ -125,37 +156,37 @@ func (s Sources) readFile(profile string) (string, error) {
 		if errors.Is(err, fs.ErrPermission) {
 			kind = helper.KindUnsafe
 		}
-		return "", (&helper.Error{Kind: kind, Msg: fmt.Sprintf("cannot open %s: %v", where, errnoText(err)), Err: err}).
+		return "", "", (&helper.Error{Kind: kind, Msg: fmt.Sprintf("cannot open %s: %v", where, errnoText(err)), Err: err}).
 			WithFix("create it with the passphrase on its first line (chmod 600), or remove passphrase_file from %s", profileRef(profile))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", helper.Wrap(helper.KindInternal, err, "cannot stat "+where)
+		return "", "", helper.Wrap(helper.KindInternal, err, "cannot stat "+where)
 	}
 	if !fi.Mode().IsRegular() {
-		return "", (&helper.Error{Kind: helper.KindConfig, Msg: where + " is not a regular file"}).
+		return "", "", (&helper.Error{Kind: helper.KindConfig, Msg: where + " is not a regular file"}).
 			WithFix("point passphrase_file at a file holding the passphrase")
 	}
 	if uid, ok := safefile.Owner(fi); ok && uid != os.Geteuid() && uid != 0 {
-		return "", (&helper.Error{Kind: helper.KindUnsafe, Msg: fmt.Sprintf("%s belongs to uid %d, not to you", where, uid)}).
+		return "", "", (&helper.Error{Kind: helper.KindUnsafe, Msg: fmt.Sprintf("%s belongs to uid %d, not to you", where, uid)}).
 			WithFix("use a passphrase file you own (chmod 600)")
 	}
 	if !safefile.Private(fi) {
-		return "", (&helper.Error{Kind: helper.KindUnsafe, Msg: fmt.Sprintf("refusing %s: it is accessible by others (mode %04o)", where, fi.Mode().Perm())}).
+		return "", "", (&helper.Error{Kind: helper.KindUnsafe, Msg: fmt.Sprintf("refusing %s: it is accessible by others (mode %04o)", where, fi.Mode().Perm())}).
 			WithFix("chmod 600 %s", s.File)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSourceRead))
 	if err != nil {
-		return "", helper.Wrap(helper.KindInternal, err, fmt.Sprintf("cannot read %s: %v", where, errnoText(err)))
+		return "", "", helper.Wrap(helper.KindInternal, err, fmt.Sprintf("cannot read %s: %v", where, errnoText(err)))
 	}
 	defer clear(data)
 	v := firstLine(data)
 	if v == "" {
-		return "", (&helper.Error{Kind: helper.KindConfig, Msg: where + " has an empty first line"}).
+		return "", "", (&helper.Error{Kind: helper.KindConfig, Msg: where + " has an empty first line"}).
 			WithFix("put the passphrase on the first line of %s", s.File)
 	}
-	return v, nil
+	return v, fileStamp(fi), nil
 }
 
 // cmdName names the command by its first word only: the rest of a command

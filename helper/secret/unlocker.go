@@ -20,15 +20,17 @@ const MaxAttempts = 3
 type Unlocker struct {
 	// Sources are tried first.
 	Sources Sources
-	// Cache remembers identities unlocked at a prompt; nil: none.
+	// Cache remembers unlocks (prompted, or from a passphrase source);
+	// nil: none.
 	Cache Cache
-	// UnlockFor is how long a prompted unlock is remembered: 0 means
+	// UnlockFor is how long an unlock is remembered: 0 means
 	// DefaultUnlockFor, a negative value disables the cache (neither read
 	// nor written).
 	UnlockFor time.Duration
 	// Prompter asks a person; nil, or Terminal() false: never prompt.
 	Prompter Prompter
-	// Options tune scrypt and carry the plaintext warning callback.
+	// Options tune scrypt, carry the plaintext warning callback and the
+	// clock that dates cache entries.
 	Options KeyOptions
 	// Debugf receives debug-level notes (cache unavailable and why, cache
 	// hits); nil drops them. They never contain secrets.
@@ -62,8 +64,11 @@ func (u *Unlocker) canPrompt() bool { return u.Prompter != nil && u.Prompter.Ter
 
 // Open returns the key's identity. Plaintext keys open directly. Otherwise
 // the passphrase sources are tried, then the unlock cache, then (on a
-// terminal) up to MaxAttempts prompts; a prompted unlock is cached. It
-// never writes the key file.
+// terminal) up to MaxAttempts prompts. A passphrase from a source is
+// checked against the key file with scrypt unless the unlock cache holds
+// an unlock that already checked this source against this key file (see
+// the package documentation); a checked unlock, from a source or a prompt,
+// is cached. It never writes the key file.
 //
 // Errors: KindLoginNeeded when the key file is missing or a passphrase is
 // needed and nobody can be asked (the message lists the options);
@@ -79,24 +84,16 @@ func (u *Unlocker) Open(ctx context.Context, k Key) (*Identity, error) {
 		u.debugf("%s: key file is in plaintext mode", k.name())
 		return k.unlock(kf, "", u.Options)
 	}
-	pass, from, err := u.Sources.Passphrase(ctx, k.Profile)
+	pass, src, err := u.Sources.passphrase(ctx, k.Profile)
 	if err != nil {
 		return nil, err
 	}
 	if pass != "" {
-		id, err := k.unlock(kf, pass, u.Options)
-		if helper.IsKind(err, helper.KindDenied) {
-			return nil, &helper.Error{
-				Kind: helper.KindDenied,
-				Msg:  fmt.Sprintf("wrong passphrase for %s (from %s)", k.name(), from),
-				Fix:  fmt.Sprintf("correct %s; if the passphrase is forgotten: %s", from, k.forgetFix()),
-				Err:  err,
-			}
-		}
-		return id, err
+		return u.openWithSource(k, kf, pass, src)
 	}
-	if id := u.fromCache(k, kf); id != nil {
-		return id, nil
+	if c := u.fromCache(k, kf); c != nil {
+		u.debugf("%s: unlocked from the unlock cache", k.name())
+		return c.id, nil
 	}
 	if !u.canPrompt() {
 		return nil, u.locked(k)
@@ -104,14 +101,61 @@ func (u *Unlocker) Open(ctx context.Context, k Key) (*Identity, error) {
 	return u.prompt(ctx, k, kf)
 }
 
-// fromCache returns the cached identity for k if it is there and belongs
-// to kf; a stale entry (the key was replaced) is removed.
-func (u *Unlocker) fromCache(k Key, kf *KeyFile) *Identity {
+// openWithSource opens kf with a passphrase from src: from the unlock
+// cache when an entry there vouches for src and this key file state,
+// otherwise by scrypt, remembering the check.
+func (u *Unlocker) openWithSource(k Key, kf *KeyFile, pass string, src source) (*Identity, error) {
+	ks := keyState(kf)
+	c := u.fromCache(k, kf)
+	if c != nil && c.entry.vouches(ks, src.print) {
+		u.debugf("%s: unlocked from the unlock cache; the passphrase from %s was checked against this key file earlier in this unlock, so it is not checked again (scrypt) before the unlock ends at %s",
+			k.name(), src.from, c.expires.Local().Format(time.DateTime))
+		return c.id, nil
+	}
+	switch {
+	case c == nil:
+	case c.entry.keyState != ks:
+		u.debugf("%s: the unlock cache entry predates the key file's current passphrase protection: checking the passphrase from %s", k.name(), src.from)
+	default:
+		u.debugf("%s: the unlock cache entry has not checked %s yet: checking its passphrase", k.name(), src.from)
+	}
+	id, err := k.unlock(kf, pass, u.Options)
+	if helper.IsKind(err, helper.KindDenied) {
+		return nil, &helper.Error{
+			Kind: helper.KindDenied,
+			Msg:  fmt.Sprintf("wrong passphrase for %s (from %s)", k.name(), src.from),
+			Fix:  fmt.Sprintf("correct %s; if the passphrase is forgotten: %s", src.from, k.forgetFix()),
+			Err:  err,
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c != nil && c.entry.keyState == ks {
+		// The same unlock, now also vouching for src: its timeout still
+		// counts from when it was made.
+		u.store(k, c.entry.with(src.print), c.expires)
+		return id, nil
+	}
+	u.remember(k, kf, id, src.print)
+	return id, nil
+}
+
+// cached is a usable unlock-cache entry with its identity.
+type cached struct {
+	id      *Identity
+	entry   cacheEntry
+	expires time.Time
+}
+
+// fromCache returns the cached unlock of k if it is there and belongs to
+// kf; a stale entry (the key was replaced) is removed.
+func (u *Unlocker) fromCache(k Key, kf *KeyFile) *cached {
 	c := u.cache()
 	if c == nil {
 		return nil
 	}
-	secret, _, err := c.Get(k.CacheID())
+	secret, exp, err := c.Get(k.CacheID())
 	defer clear(secret)
 	switch {
 	case errors.Is(err, ErrNotCached):
@@ -121,28 +165,60 @@ func (u *Unlocker) fromCache(k Key, kf *KeyFile) *Identity {
 		u.debugf("%s: unlock cache not used: %v", k.name(), err)
 		return nil
 	}
-	id, err := k.identityFromText(kf, string(secret))
+	e := parseCacheEntry(secret)
+	id, err := k.identityFromText(kf, e.identity)
 	if err != nil {
 		u.debugf("%s: unlock cache entry does not match the key file; removing it", k.name())
 		_ = c.Delete(k.CacheID())
 		return nil
 	}
-	u.debugf("%s: unlocked from the unlock cache", k.name())
-	return id
+	return &cached{id: id, entry: e, expires: exp}
 }
 
-func (u *Unlocker) remember(k Key, id *Identity) {
+// remember caches a checked unlock of kf for the full unlock period;
+// srcPrint names the passphrase source that was checked ("" for a
+// prompt).
+func (u *Unlocker) remember(k Key, kf *KeyFile, id *Identity, srcPrint string) {
+	if u.cache() == nil {
+		return
+	}
+	e := cacheEntry{identity: id.x.String(), keyState: keyState(kf)}.with(srcPrint)
+	u.store(k, e, u.Options.now().Add(u.ttl()))
+}
+
+// rememberNew caches id after this process wrote k's key file (its
+// passphrase was just set, so it is checked).
+func (u *Unlocker) rememberNew(k Key, id *Identity, srcPrint string) {
+	if u.cache() == nil {
+		return
+	}
+	kf, err := k.Load()
+	if err != nil {
+		u.debugf("%s: unlock not remembered: %v", k.name(), err)
+		return
+	}
+	u.remember(k, kf, id, srcPrint)
+}
+
+// store puts e into the cache until expires, at most the unlock period
+// from now; an end already past (the entry expired meanwhile) means a
+// full period, since every caller has just checked a passphrase.
+func (u *Unlocker) store(k Key, e cacheEntry, expires time.Time) {
 	c := u.cache()
 	if c == nil {
 		return
 	}
-	secret := []byte(id.x.String())
+	ttl := min(expires.Sub(u.Options.now()), u.ttl())
+	if ttl <= 0 {
+		ttl = u.ttl()
+	}
+	secret := e.marshal()
 	defer clear(secret)
-	if err := c.Put(k.CacheID(), secret, u.ttl()); err != nil {
+	if err := c.Put(k.CacheID(), secret, ttl); err != nil {
 		u.debugf("%s: unlock not remembered: %v", k.name(), err)
 		return
 	}
-	u.debugf("%s: unlocked for %s", k.name(), u.ttl())
+	u.debugf("%s: unlocked for %s", k.name(), ttl.Round(time.Second))
 }
 
 func (u *Unlocker) prompt(ctx context.Context, k Key, kf *KeyFile) (*Identity, error) {
@@ -161,7 +237,7 @@ func (u *Unlocker) prompt(ctx context.Context, k Key, kf *KeyFile) (*Identity, e
 		}
 		id, err := k.unlock(kf, pass, u.Options)
 		if err == nil {
-			u.remember(k, id)
+			u.remember(k, kf, id, "")
 			return id, nil
 		}
 		if !helper.IsKind(err, helper.KindDenied) {
@@ -188,8 +264,8 @@ func (u *Unlocker) locked(k Key) *helper.Error {
 // Create makes the key file for a first login. With plaintext it stores
 // the identity unencrypted (and warns through Options.Warn). Otherwise the
 // passphrase comes from the sources (used as is: it is already written
-// down) or from a prompt, entered twice; an empty one is refused. A
-// prompted passphrase also unlocks the key in the cache.
+// down) or from a prompt, entered twice; an empty one is refused. Either
+// way the new key is unlocked in the cache.
 func (u *Unlocker) Create(ctx context.Context, k Key, plaintext bool) (*Identity, error) {
 	if plaintext {
 		return k.CreatePlaintext(u.Options)
@@ -197,12 +273,17 @@ func (u *Unlocker) Create(ctx context.Context, k Key, plaintext bool) (*Identity
 	if err := k.refuseExisting(); err != nil {
 		return nil, err
 	}
-	pass, _, err := u.Sources.Passphrase(ctx, k.Profile)
+	pass, src, err := u.Sources.passphrase(ctx, k.Profile)
 	if err != nil {
 		return nil, err
 	}
 	if pass != "" {
-		return k.Create(pass, u.Options)
+		id, err := k.Create(pass, u.Options)
+		if err != nil {
+			return nil, err
+		}
+		u.rememberNew(k, id, src.print)
+		return id, nil
 	}
 	if !u.canPrompt() {
 		return nil, &helper.Error{
@@ -220,7 +301,7 @@ func (u *Unlocker) Create(ctx context.Context, k Key, plaintext bool) (*Identity
 	if err != nil {
 		return nil, err
 	}
-	u.remember(k, id)
+	u.rememberNew(k, id, "")
 	return id, nil
 }
 
@@ -274,7 +355,9 @@ func (u *Unlocker) ChangePassphrase(ctx context.Context, k Key) error {
 	if err := k.SetPassphrase(id, pass, u.Options); err != nil {
 		return err
 	}
-	u.remember(k, id)
+	// The entry now vouches for the new protection and no source: a
+	// source still giving the old passphrase is refused at its next use.
+	u.rememberNew(k, id, "")
 	return nil
 }
 

@@ -103,15 +103,6 @@ func TestCache(t *testing.T) {
 		t.Fatalf("after Lock: %v", err)
 	}
 
-	// A passphrase source is used before the cache and does not fill it.
-	src := &Unlocker{Cache: cache, Sources: Sources{Env: "P", Environ: []string{"P=pw"}}, Options: testOpts()}
-	if _, err := src.Open(ctx, k); err != nil {
-		t.Fatal(err)
-	}
-	if cache.Len() != 0 {
-		t.Error("an unlock from a source was cached")
-	}
-
 	// Disabled cache: neither written nor read.
 	p.answers = []string{"pw"}
 	off := &Unlocker{Cache: cache, UnlockFor: -time.Second, Prompter: p, Options: testOpts()}

@@ -536,6 +536,11 @@ func TestWrongPassphrase(t *testing.T) {
 	e.register()
 	acct, _ := os.ReadFile(e.accountPath())
 	key, _ := os.ReadFile(e.keyPath())
+	// Registering remembered the unlock, which would now stand in for the
+	// passphrase source: lock it, so the wrong passphrase is checked.
+	if err := e.backend().Lock(); err != nil {
+		t.Fatal(err)
+	}
 	e.tb.ResetCounters()
 	be := e.backend(func(o *native.Options) {
 		o.LookupEnv = func(k string) (string, bool) { return "not the passphrase", k == "TEST_PASS" }
@@ -561,6 +566,9 @@ func TestWrongPassphrase(t *testing.T) {
 func TestLockedWithoutTerminal(t *testing.T) {
 	e := newEnv(t, testbed.Options{})
 	e.register()
+	if err := e.backend().Lock(); err != nil { // registering remembered the unlock
+		t.Fatal(err)
+	}
 	e.p.PassphraseEnv = ""
 	_, err := e.backend().Token(context.Background(), helper.Request{Profile: "tb", Interactive: true})
 	he := wantKind(t, err, helper.KindLoginNeeded)
@@ -743,7 +751,10 @@ func TestStatus(t *testing.T) {
 	if err != nil || !st.OK {
 		t.Fatalf("status %+v %v", st, err)
 	}
-	golden(t, "status.golden", e.normalize(strings.Join(st.Lines, "\n")+"\n"))
+	// Registering unlocked the key for the default 12 hours (shown in
+	// local time).
+	out := strings.ReplaceAll(strings.Join(st.Lines, "\n"), "until "+clockStart.Add(12*time.Hour).Local().Format("15:04"), "until START+12h")
+	golden(t, "status.golden", e.normalize(out+"\n"))
 }
 
 // What a crash between the provider's rotation and the write leaves: the

@@ -269,7 +269,11 @@ func (b *Backend) Status(ctx context.Context) (helper.Status, error) {
 		u := b.unlocker(false)
 		if until, ok := u.UnlockedUntil(b.st.key()); ok {
 			unlocked = true
-			st.Lines = append(st.Lines, "secrets encrypted; unlocked on this machine until "+until.Local().Format("15:04")+" (kernel keyring)")
+			line := "secrets encrypted; unlocked on this machine until " + until.Local().Format("15:04") + " (kernel keyring)"
+			if u.Sources.Configured() {
+				line += "; passphrase from " + sourceNames(u.Sources)
+			}
+			st.Lines = append(st.Lines, line)
 		} else if u.Sources.Configured() {
 			unlocked = true
 			st.Lines = append(st.Lines, "secrets encrypted; passphrase from "+sourceNames(u.Sources))
