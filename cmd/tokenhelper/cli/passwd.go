@@ -61,10 +61,12 @@ func (a *app) lockCommand() *cobra.Command {
 		Use:     "lock",
 		GroupID: "setup",
 		Short:   "Forget a profile's unlock: the next refresh needs the passphrase again",
-		Long: `After a passphrase is entered, tokenhelper keeps the profile unlocked for
-unlock_for (default 12h) in the kernel keyring, so refreshes need no passphrase.
-lock removes that unlock now (for example before leaving a shared login node).
-Cached access tokens stay usable until they expire.`,
+		Long: `After a passphrase is typed, or read from passphrase_env, passphrase_file or
+passphrase_cmd, tokenhelper keeps the profile unlocked for unlock_for (default 12h) in
+the kernel keyring, so refreshes need neither the passphrase nor its scrypt work.
+lock removes that unlock now (for example before leaving a shared login node, or to
+make a changed passphrase source be checked at once). Cached access tokens stay usable
+until they expire.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			be, err := a.nativeProfile(&nf, "lock")
