@@ -78,8 +78,18 @@ const MaxLine = 300
 // message: token-like words and the given secrets (8 bytes or longer)
 // redacted, control characters removed, at most MaxLine bytes.
 func SafeLine(s string, secrets ...string) string {
+	// Redact in the raw text and again once it is flattened the way Clean
+	// flattens it: turning a control character into a space, or runs of
+	// white space into one, can make a secret appear that was not there
+	// (found by FuzzSafeLine: "00\x0400000" + "00 00000").
 	for _, sec := range secrets {
 		if sec = strings.TrimSpace(sec); len(sec) >= 8 {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	s = flatten(s)
+	for _, sec := range secrets {
+		if sec = flatten(sec); len(sec) >= 8 {
 			s = strings.ReplaceAll(s, sec, "[redacted]")
 		}
 	}

@@ -182,14 +182,7 @@ func Clean(s string) string {
 	if s == "" {
 		return ""
 	}
-	s = strings.ToValidUTF8(s, "?")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.Join(strings.Fields(s), " ")
+	s = flatten(s)
 	if len(s) > MaxText {
 		cut := MaxText
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -244,4 +237,17 @@ func DecodeCall(data []byte) (*Call, error) {
 		return nil, helper.Errorf(helper.KindInternal, "tokenhelper-pluginhost: call without a target")
 	}
 	return &c, nil
+}
+
+// flatten is Clean without its length limit: valid UTF-8, control
+// characters as spaces, runs of white space as one space, trimmed.
+func flatten(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
 }
