@@ -8,7 +8,9 @@
 #   FUZZ_PARALLEL=     fuzz workers (go's -parallel; default: GOMAXPROCS)
 #   FUZZ_KEEP=10       new corpus entries (the smallest) copied per target
 #   FUZZ_PKGS=./...    package patterns
-#   FUZZ_REPORT=       also write the markdown summary to this file
+#   FUZZ_REPORT=       also write the markdown summary to this file, row by
+#                      row; a campaign cut short resumes from it: targets it
+#                      already reports ok are not run again
 #
 # A failing input is written by go test itself into the package's
 # testdata/fuzz/FuzzXxx/ and makes this script exit 1 at the end.
@@ -33,12 +35,25 @@ summary="$work/summary.md"
   echo "|---|---|---:|---:|---:|---:|---:|---|"
 } > "$summary"
 
+# Resume: the rows of targets a previous run finished (result ok).
+done_rows="$work/done"
+: > "$done_rows"
+if [ -n "${FUZZ_REPORT:-}" ] && [ -f "$FUZZ_REPORT" ]; then
+  grep -E '^\| [^|]+ \| Fuzz[A-Za-z0-9_]+ \|.*\| ok \|$' "$FUZZ_REPORT" > "$done_rows" || true
+  cat "$done_rows" >> "$summary"
+fi
+report() { [ -z "${FUZZ_REPORT:-}" ] || cp "$summary" "$FUZZ_REPORT"; }
+
 failed=0
 for pkg in $($GO list $FUZZ_PKGS); do
   targets=$($GO test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true)
   [ -z "$targets" ] && continue
   dir=$($GO list -f '{{.Dir}}' "$pkg")
   for f in $targets; do
+    if grep -qF "| ${pkg#github.com/tokenhelper/tokenhelper/} | $f |" "$done_rows"; then
+      echo "== $pkg $f: done in an earlier run ($FUZZ_REPORT)"
+      continue
+    fi
     corpus="$cache/$pkg/$f"
     mkdir -p "$corpus"
     ls "$corpus" > "$work/before"
@@ -73,6 +88,7 @@ for pkg in $($GO list $FUZZ_PKGS); do
     done
     rmdir "$dir/testdata/fuzz/$f" 2>/dev/null || true
     echo "| ${pkg#github.com/tokenhelper/tokenhelper/} | $f | $cpu | $runs | $execs | $interesting | $kept | $result |" >> "$summary"
+    report
     if [ "$FUZZ_MIN_CPU" -gt 0 ] && [ "$cpu" -lt "$FUZZ_MIN_CPU" ] && [ "$result" = ok ]; then
       echo "fuzz.sh: $f used only $cpu CPU seconds" >&2
     fi
@@ -81,5 +97,5 @@ done
 
 echo
 cat "$summary"
-[ -n "${FUZZ_REPORT:-}" ] && cp "$summary" "$FUZZ_REPORT"
+report
 exit "$failed"
