@@ -68,7 +68,8 @@ for pkg in $($GO list $FUZZ_PKGS); do
         failed=1
         tail -30 "$log"
       fi
-      cpu=$(awk -v c="$cpu" '{printf "%.0f", c + $1 + $2}' "$work/time")
+      # time -o starts with "Command exited with non-zero status N" when the run failed.
+      cpu=$(tail -n 1 "$work/time" | awk -v c="$cpu" '{printf "%.0f", c + $1 + $2}')
       last=$(grep -E '^fuzz: elapsed' "$log" | tail -1 || true)
       e=$(sed -n 's/.*execs: \([0-9]*\).*/\1/p' <<<"$last"); execs=$((execs + ${e:-0}))
       n=$(sed -n 's/.*new interesting: \([0-9]*\).*/\1/p' <<<"$last"); interesting=$((interesting + ${n:-0}))
