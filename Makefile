@@ -73,7 +73,7 @@ fuzz:
 .PHONY: reliability
 reliability:
 	TOKENHELPER_RELIABILITY=1 $(GO) test -count=1 -timeout 4h -v ./integrations/reliability/
-	$(MAKE) --no-print-directory fuzz FUZZTIME=3m FUZZ_MIN_CPU=300
+	$(MAKE) --no-print-directory fuzz FUZZTIME=1m FUZZ_MIN_CPU=300
 
 # The guided tour (README's quick start): starts the loopback test bed in-process and
 # runs the real bin/tokenhelper through register, device-flow login, inspect, a
