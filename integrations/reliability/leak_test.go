@@ -188,17 +188,140 @@ type suiteResult struct {
 	traced, complete bool
 	underStrace      string // the error of the run under strace
 	withoutStrace    string // the error of the run again without it
+	// left: what the suite left running in its session once its test
+	// binary ended (killed, so that strace ends and the next suite
+	// starts clean).
+	left []string
 }
 
 func (r suiteResult) outcome() string {
+	var o string
 	switch {
 	case r.traced:
-		return "ok"
+		o = "ok"
 	case r.complete:
-		return "failed under strace (" + r.underStrace + "); without strace: ok (argv, environment, files and output scanned; no per-write attribution)"
+		o = "failed under strace (" + r.underStrace + "); without strace: ok (argv, environment, files and output scanned; no per-write attribution)"
 	default:
-		return "**did not run to completion**: failed under strace (" + r.underStrace + ") and without it (" + r.withoutStrace + "): see " + filepath.Base(r.log)
+		o = "**did not run to completion**: failed under strace (" + r.underStrace + ") and without it (" + r.withoutStrace + "): see " + filepath.Base(r.log)
 	}
+	if len(r.left) > 0 {
+		o += "; left running after its tests ended (killed): " + strings.Join(r.left, ", ")
+	}
+	return o
+}
+
+// leftovers are the processes a suite left running in its session (the
+// test binary is a session leader: what it started stays in its session
+// unless it made a session of its own).
+type leftovers struct {
+	mu   sync.Mutex
+	seen map[int]string // pid → command line
+}
+
+// watch waits for the session leader (leader returns 0 while it is not
+// known yet) to end, then kills what is still in its session, until
+// done: strace waits for every process it traces, and a process left
+// running would otherwise hold the scan and be seen by the next suite's
+// tests (one looks for its own leftovers by name, machine-wide).
+func (l *leftovers) watch(leader func() int, done <-chan struct{}) {
+	sid := 0
+	for {
+		select {
+		case <-done:
+			if sid == 0 {
+				sid = leader()
+			}
+			if sid > 0 {
+				l.kill(sid)
+			}
+			return
+		case <-time.After(100 * time.Millisecond): // sampling /proc: there is no event to wait on
+		}
+		if sid == 0 {
+			sid = leader()
+			continue
+		}
+		if s, ok := sessionOf(sid); ok && s == sid {
+			continue // the test binary still runs
+		}
+		l.kill(sid)
+	}
+}
+
+// kill sends SIGKILL to every process of session sid but its leader.
+func (l *leftovers) kill(sid int) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == sid {
+			continue
+		}
+		if s, ok := sessionOf(pid); !ok || s != sid {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		// It may have ended meanwhile: nothing to kill then.
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			continue
+		}
+		l.mu.Lock()
+		if l.seen == nil {
+			l.seen = map[int]string{}
+		}
+		if _, ok := l.seen[pid]; !ok {
+			l.seen[pid] = short(strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " ")))
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *leftovers) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for pid, cmd := range l.seen {
+		out = append(out, fmt.Sprintf("%s (pid %d)", cmd, pid))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sessionOf is the session of a live process (field 6 of
+// /proc/PID/stat); a zombie has none left to speak of.
+func sessionOf(pid int) (int, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 4 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	sid, err := strconv.Atoi(f[3])
+	return sid, err == nil
+}
+
+// firstTracePid is the pid of the first line of a strace output (strace's
+// child), 0 while there is none.
+func firstTracePid(trace string) int {
+	f, err := os.Open(trace)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString(' ')
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0
+	}
+	return pid
 }
 
 type procSnap struct {
@@ -258,9 +381,12 @@ func (sc *scan) run(t *testing.T, straceBin, setsidBin, work, traces, secretsFil
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(2)
+	var left leftovers
+	wg.Add(3)
 	go func() { defer wg.Done(); sc.pollProc(c.Process.Pid, done) }()
 	go func() { defer wg.Done(); sc.pollFiles(tmp, done) }()
+	// The suite's session: strace's child, the first pid of the trace.
+	go func() { defer wg.Done(); left.watch(func() int { return firstTracePid(trace) }, done) }()
 	err = c.Wait()
 	close(done)
 	wg.Wait()
@@ -279,9 +405,10 @@ func (sc *scan) run(t *testing.T, straceBin, setsidBin, work, traces, secretsFil
 			t.Fatal(err)
 		}
 		done2 := make(chan struct{})
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); sc.pollProc(c2.Process.Pid, done2) }()
 		go func() { defer wg.Done(); sc.pollFiles(tmp, done2) }()
+		go func() { defer wg.Done(); left.watch(func() int { return c2.Process.Pid }, done2) }()
 		err2 := c2.Wait()
 		close(done2)
 		wg.Wait()
@@ -290,6 +417,7 @@ func (sc *scan) run(t *testing.T, straceBin, setsidBin, work, traces, secretsFil
 			res.withoutStrace = err2.Error()
 		}
 	}
+	res.left = left.list()
 	res.took = time.Since(start).Round(time.Second)
 	t.Logf("suite %s: %s in %s", s.name, res.outcome(), res.took)
 	sc.mu.Lock()

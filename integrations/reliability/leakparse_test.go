@@ -2,10 +2,14 @@ package reliability
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The leak scan's readers of strace output, on lines as strace 6.1
@@ -232,5 +236,56 @@ func TestLeakMarkdownIncomplete(t *testing.T) {
 	}
 	if md := rp.markdown(1, 10, &scan{results: sc.results[:1]}); strings.Contains(md, "incomplete") || strings.Contains(md, "only without strace") {
 		t.Errorf("a complete scan reported incomplete:\n%s", md)
+	}
+}
+
+// What a suite leaves running in its session once its test binary ended
+// is killed and named; processes of other sessions are left alone.
+func TestLeftoversKilled(t *testing.T) {
+	other := exec.Command("sleep", "60") // this test's own session
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	suite := exec.Command("sh", "-c", "sleep 61 </dev/null >/dev/null 2>&1 & echo $!")
+	suite.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := suite.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+	done := make(chan struct{})
+	var l leftovers
+	go func() {
+		for l.list() == nil { // the watcher kills it once it sees the leader gone
+			time.Sleep(10 * time.Millisecond)
+		}
+		close(done)
+	}()
+	finished := make(chan struct{})
+	go func() { l.watch(func() int { return suite.Process.Pid }, done); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leftover was not killed within 10 s")
+	}
+	if got := l.list(); len(got) != 1 || !strings.HasPrefix(got[0], "sleep 61 (pid "+strconv.Itoa(child)+")") {
+		t.Errorf("leftovers %q", got)
+	}
+	for i := 0; i < 200; i++ {
+		if _, alive := sessionOf(child); !alive {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // SIGKILL is asynchronous
+	}
+	if _, alive := sessionOf(child); alive {
+		t.Error("the leftover still runs")
+	}
+	if _, alive := sessionOf(other.Process.Pid); !alive {
+		t.Error("a process of another session was killed")
 	}
 }
