@@ -31,6 +31,12 @@ const EnvLeakPackages = "TOKENHELPER_LEAKSCAN_PKGS"
 // needs root and installs the tools it drives) to the leak scan.
 const EnvLeakE2E = "TOKENHELPER_LEAKSCAN_E2E"
 
+// EnvLeakKeepTraces keeps the strace outputs (NAME.trace, 0600: they hold
+// every secret the suites handled) next to the logs in the evidence
+// directory, to look into a finding; otherwise they live and die in the
+// scan's temporary directory.
+const EnvLeakKeepTraces = "TOKENHELPER_LEAKSCAN_KEEP_TRACES"
+
 // defaultLeakPackages are the suites that run tokenhelper end to end:
 // the CLI scripts, the backends (native against the test bed, the real
 // oidc-agent, plugins over go-plugin), every integration.
@@ -43,13 +49,18 @@ var defaultLeakPackages = []string{"./cmd/...", "./plugins/...", "./integrations
 func TestLeakScan(t *testing.T) {
 	gate(t)
 	straceBin := rig.NeedTool(t, "strace", "strace")
+	setsidBin := rig.NeedTool(t, "setsid", "util-linux")
 	root, err := rig.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	work := rig.ShortTempDir(t) // short: unix sockets live under TMPDIR
 	evidence := filepath.Join(out(t), "leakscan")
-	for _, d := range []string{filepath.Join(work, "tmp"), filepath.Join(work, "bin"), evidence} {
+	traces := filepath.Join(work, "traces")
+	if os.Getenv(EnvLeakKeepTraces) == "1" {
+		traces = evidence
+	}
+	for _, d := range []string{filepath.Join(work, "tmp"), filepath.Join(work, "bin"), traces, evidence} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +90,7 @@ func TestLeakScan(t *testing.T) {
 	var sc scan
 	sc.files = map[string][]byte{}
 	for _, s := range suites {
-		sc.run(t, straceBin, work, secretsFile, evidence, s)
+		sc.run(t, straceBin, setsidBin, work, traces, secretsFile, evidence, s)
 	}
 
 	secrets := loadSecrets(t, secretsFile)
@@ -91,6 +102,14 @@ func TestLeakScan(t *testing.T) {
 	writeReport(t, "leakscan.md", rep.markdown(len(suites), len(secrets), &sc))
 	for _, f := range rep.violations {
 		t.Errorf("LEAK: %s", f)
+	}
+	for _, r := range sc.results {
+		if !r.complete {
+			// What its tests did not reach was never run, so never
+			// searched: the scan proves nothing about it.
+			t.Errorf("suite %s did not run to completion (under strace: %s; without strace: %s): the leak scan is incomplete; see %s",
+				r.name, r.underStrace, r.withoutStrace, r.log)
+		}
 	}
 }
 
@@ -156,8 +175,153 @@ type scan struct {
 	logs    []string          // test output files
 	procs   []procSnap        // /proc snapshots (deduplicated)
 	files   map[string][]byte // files others could read: path → content
-	results []string          // per suite: name, outcome, duration
+	results []suiteResult
 	polls   int
+}
+
+// suiteResult is how one suite's runs ended.
+type suiteResult struct {
+	name, log string
+	took      time.Duration
+	// traced: the run under strace ended well (every write and start
+	// attributed); complete: a run ended well (with or without strace).
+	traced, complete bool
+	underStrace      string // the error of the run under strace
+	withoutStrace    string // the error of the run again without it
+	// left: what the suite left running in its session once its test
+	// binary ended (killed, so that strace ends and the next suite
+	// starts clean).
+	left []string
+}
+
+func (r suiteResult) outcome() string {
+	var o string
+	switch {
+	case r.traced:
+		o = "ok"
+	case r.complete:
+		o = "failed under strace (" + r.underStrace + "); without strace: ok (argv, environment, files and output scanned; no per-write attribution)"
+	default:
+		o = "**did not run to completion**: failed under strace (" + r.underStrace + ") and without it (" + r.withoutStrace + "): see " + filepath.Base(r.log)
+	}
+	if len(r.left) > 0 {
+		o += "; left running after its tests ended (killed): " + strings.Join(r.left, ", ")
+	}
+	return o
+}
+
+// leftovers are the processes a suite left running in its session (the
+// test binary is a session leader: what it started stays in its session
+// unless it made a session of its own).
+type leftovers struct {
+	mu   sync.Mutex
+	seen map[int]string // pid → command line
+}
+
+// watch waits for the session leader (leader returns 0 while it is not
+// known yet) to end, then kills what is still in its session, until
+// done: strace waits for every process it traces, and a process left
+// running would otherwise hold the scan and be seen by the next suite's
+// tests (one looks for its own leftovers by name, machine-wide).
+func (l *leftovers) watch(leader func() int, done <-chan struct{}) {
+	sid := 0
+	for {
+		select {
+		case <-done:
+			if sid == 0 {
+				sid = leader()
+			}
+			if sid > 0 {
+				l.kill(sid)
+			}
+			return
+		case <-time.After(100 * time.Millisecond): // sampling /proc: there is no event to wait on
+		}
+		if sid == 0 {
+			sid = leader()
+			continue
+		}
+		if s, ok := sessionOf(sid); ok && s == sid {
+			continue // the test binary still runs
+		}
+		l.kill(sid)
+	}
+}
+
+// kill sends SIGKILL to every process of session sid but its leader.
+func (l *leftovers) kill(sid int) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == sid {
+			continue
+		}
+		if s, ok := sessionOf(pid); !ok || s != sid {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		// It may have ended meanwhile: nothing to kill then.
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			continue
+		}
+		l.mu.Lock()
+		if l.seen == nil {
+			l.seen = map[int]string{}
+		}
+		if _, ok := l.seen[pid]; !ok {
+			l.seen[pid] = short(strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " ")))
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *leftovers) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for pid, cmd := range l.seen {
+		out = append(out, fmt.Sprintf("%s (pid %d)", cmd, pid))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sessionOf is the session of a live process (field 6 of
+// /proc/PID/stat); a zombie has none left to speak of.
+func sessionOf(pid int) (int, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 4 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	sid, err := strconv.Atoi(f[3])
+	return sid, err == nil
+}
+
+// firstTracePid is the pid of the first line of a strace output (strace's
+// child), 0 while there is none.
+func firstTracePid(trace string) int {
+	f, err := os.Open(trace)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString(' ')
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0
+	}
+	return pid
 }
 
 type procSnap struct {
@@ -166,9 +330,25 @@ type procSnap struct {
 	parentCmd, parentEnv string
 }
 
+// straceArgs are strace's options: follow every process and thread,
+// paths of file descriptors (-y), whole argv, environments and writes,
+// exit lines (-q, not -qq: they end a pid's life, pids are reused).
+func straceArgs(trace string) []string {
+	return []string{"-f", "-q", "-y", "-v", "-s", "1048576", "--seccomp-bpf", "-e", "signal=none",
+		"-e", "trace=execve,clone,clone3,fork,vfork,write,writev,pwrite64,chmod,fchmod,fchmodat", "-o", trace}
+}
+
 // run runs one suite under strace with the /proc and file pollers.
-func (sc *scan) run(t *testing.T, straceBin, work, secretsFile, evidence string, s suite) {
-	trace := filepath.Join(work, s.name+".trace")
+func (sc *scan) run(t *testing.T, straceBin, setsidBin, work, traces, secretsFile, evidence string, s suite) {
+	trace := filepath.Join(traces, s.name+".trace")
+	// strace would create it 0644: it holds every secret the suite
+	// handled.
+	if err := os.WriteFile(trace, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(trace, 0o600); err != nil { // one kept from an earlier run
+		t.Fatal(err)
+	}
 	logPath := filepath.Join(evidence, s.name+".log")
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // it holds test tokens
 	if err != nil {
@@ -177,9 +357,13 @@ func (sc *scan) run(t *testing.T, straceBin, work, secretsFile, evidence string,
 	defer logf.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
-	args := []string{"-f", "-qq", "-y", "-v", "-s", "1048576", "--seccomp-bpf", "-e", "signal=none",
-		"-e", "trace=execve,clone,clone3,fork,vfork,write,writev,pwrite64,chmod,fchmodat", "-o", trace, "--",
-		s.bin, "-test.v", "-test.count=1", "-test.timeout=40m"}
+	testArgs := []string{s.bin, "-test.v", "-test.count=1", "-test.timeout=40m"}
+	// strace leads a process group of its own, away from this test's;
+	// the suite runs in a session of its own below it (setsid calls
+	// setsid(2) and execs it: same pid, so every write stays attributed):
+	// a test that signals its own process group reaches its own
+	// processes, never strace.
+	args := append(append(straceArgs(trace), "--", setsidBin), testArgs...)
 	c := exec.CommandContext(ctx, straceBin, args...)
 	c.Dir = s.dir
 	tmp := filepath.Join(work, "tmp")
@@ -190,50 +374,56 @@ func (sc *scan) run(t *testing.T, straceBin, work, secretsFile, evidence string,
 		"GORACE=atexit_sleep_ms=0",
 	)
 	c.Stdout, c.Stderr = logf, logf
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its signals stay its own
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(2)
+	var left leftovers
+	wg.Add(3)
 	go func() { defer wg.Done(); sc.pollProc(c.Process.Pid, done) }()
 	go func() { defer wg.Done(); sc.pollFiles(tmp, done) }()
+	// The suite's session: strace's child, the first pid of the trace.
+	go func() { defer wg.Done(); left.watch(func() int { return firstTracePid(trace) }, done) }()
 	err = c.Wait()
 	close(done)
 	wg.Wait()
-	outcome := "ok"
+	res := suiteResult{name: s.name, log: logPath, traced: err == nil, complete: err == nil}
 	if err != nil {
-		// ptrace changes timing (and oidc-agent's behaviour): run the
-		// suite again without strace, the pollers and the log still on.
-		outcome = "failed under strace (" + err.Error() + "); without strace: "
+		// ptrace changes timing: run the suite again without strace,
+		// the pollers and the log still on.
+		res.underStrace = err.Error()
 		if _, err := logf.WriteString("\n==== again without strace ====\n"); err != nil {
 			t.Fatal(err)
 		}
-		c2 := exec.CommandContext(ctx, s.bin, "-test.v", "-test.count=1", "-test.timeout=40m")
+		c2 := exec.CommandContext(ctx, testArgs[0], testArgs[1:]...)
 		c2.Dir, c2.Env, c2.Stdout, c2.Stderr = s.dir, c.Env, logf, logf
+		c2.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // as under strace: its signals stay its own
 		if err := c2.Start(); err != nil {
 			t.Fatal(err)
 		}
 		done2 := make(chan struct{})
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); sc.pollProc(c2.Process.Pid, done2) }()
 		go func() { defer wg.Done(); sc.pollFiles(tmp, done2) }()
+		go func() { defer wg.Done(); left.watch(func() int { return c2.Process.Pid }, done2) }()
 		err2 := c2.Wait()
 		close(done2)
 		wg.Wait()
+		res.complete = err2 == nil
 		if err2 != nil {
-			outcome += "FAILED (" + err2.Error() + ")"
-		} else {
-			outcome += "ok (argv, environment, files and output scanned; no per-write attribution)"
+			res.withoutStrace = err2.Error()
 		}
 	}
-	t.Logf("suite %s: %s in %s", s.name, outcome, time.Since(start).Round(time.Second))
+	res.left = left.list()
+	res.took = time.Since(start).Round(time.Second)
+	t.Logf("suite %s: %s in %s", s.name, res.outcome(), res.took)
 	sc.mu.Lock()
 	sc.traces = append(sc.traces, trace)
 	sc.logs = append(sc.logs, logPath)
-	sc.results = append(sc.results, fmt.Sprintf("%s | %s | %s", s.name, outcome, time.Since(start).Round(time.Second)))
+	sc.results = append(sc.results, res)
 	sc.mu.Unlock()
 }
 
@@ -654,10 +844,22 @@ type traceLine struct {
 	resumed bool // the second half of an unfinished call (already judged)
 }
 
+// exited reports whether the line is strace's notice that the pid ended
+// (`+++ exited with 0 +++`, `+++ killed by SIGKILL +++`, a thread's
+// `+++ superseded by execve in pid N +++`): the pid may now be given to
+// another thread or process.
+func (l traceLine) exited() bool {
+	return strings.HasPrefix(l.call, "+++ exited with ") || strings.HasPrefix(l.call, "+++ killed by ") ||
+		strings.HasPrefix(l.call, "+++ superseded by execve")
+}
+
 // readTrace calls fn for every call in a strace -f output. An unfinished
 // call is reported twice: on entry (its arguments are complete: writes
 // and execve are judged there) and, joined, when it resumes (with its
 // result: clone's child, execve's success).
+//
+// strace pads the pid to five columns: "123   write(1<pipe:[9]>, ..." —
+// the call starts after the padding.
 func readTrace(path string, fn func(traceLine)) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -682,7 +884,7 @@ func readTrace(path string, fn func(traceLine)) error {
 		if perr != nil {
 			continue
 		}
-		call := strings.TrimRight(line[sp+1:], "\n")
+		call := strings.TrimLeft(strings.TrimRight(line[sp+1:], "\n"), " ")
 		if strings.HasPrefix(call, "<... ") {
 			i := strings.Index(call, "resumed>")
 			if i < 0 {
@@ -696,7 +898,11 @@ func readTrace(path string, fn func(traceLine)) error {
 			call = strings.TrimSuffix(call, "<unfinished ...>")
 			pending[pid] = call
 		}
-		fn(traceLine{pid: pid, call: call})
+		l := traceLine{pid: pid, call: call}
+		if l.exited() {
+			delete(pending, pid) // a call cut short by the end never resumes
+		}
+		fn(l)
 	}
 }
 
@@ -730,17 +936,26 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 	if rp.opened == nil {
 		rp.opened = map[string]string{}
 	}
-	// Pass 1: who created whom. A thread's first calls can be printed
-	// before the clone that created it returns in its parent.
-	threadOf := map[int]int{}
-	childOf := map[int]int{}
+	// A pid is one thread or process from its creation to strace's exit
+	// line, then maybe another one: its lives are numbered in the order
+	// of the exit lines.
+	type life struct{ pid, n int }
+	// Pass 1: who created whom, per life. A thread's first calls can be
+	// printed before the clone that created it returns in its parent, so
+	// creation is looked up ahead of time.
+	type birth struct {
+		parent int
+		thread bool
+	}
+	births := map[life]birth{}
+	lives := map[int]int{}
 	err := readTrace(path, func(l traceLine) {
+		if l.exited() {
+			lives[l.pid]++
+			return
+		}
 		if child := cloneResult(l.call); child > 0 {
-			if strings.Contains(l.call, "CLONE_THREAD") {
-				threadOf[child] = l.pid
-			} else {
-				childOf[child] = l.pid
-			}
+			births[life{child, lives[child]}] = birth{parent: l.pid, thread: strings.Contains(l.call, "CLONE_THREAD")}
 		}
 	})
 	if err != nil {
@@ -748,6 +963,7 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 		return
 	}
 	// Pass 2: in order, with each pid's process as it is at that point.
+	clear(lives)
 	procs := map[int]*process{}
 	var get func(pid int) *process
 	get = func(pid int) *process {
@@ -755,11 +971,12 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 			return p
 		}
 		var p *process
+		b, ok := births[life{pid, lives[pid]}]
 		switch {
-		case threadOf[pid] != 0 && threadOf[pid] != pid:
-			p = get(threadOf[pid])
-		case childOf[pid] != 0 && childOf[pid] != pid:
-			parent := get(childOf[pid])
+		case ok && b.parent != pid && b.thread:
+			p = get(b.parent)
+		case ok && b.parent != pid:
+			parent := get(b.parent)
 			p = &process{argv: parent.argv, env: parent.env, parent: parent}
 		default:
 			p = &process{}
@@ -770,6 +987,9 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 	err = readTrace(path, func(l traceLine) {
 		call := l.call
 		switch {
+		case l.exited():
+			delete(procs, l.pid)
+			lives[l.pid]++
 		case strings.HasPrefix(call, "execve("):
 			p := get(l.pid)
 			argv, env := execveArgs(call)
@@ -788,7 +1008,7 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 				// A new image: this pid is another program now.
 				procs[l.pid] = &process{argv: argv, env: env, parent: p.parent}
 			}
-		case !l.resumed && (strings.HasPrefix(call, "chmod(") || strings.HasPrefix(call, "fchmodat(")):
+		case !l.resumed && (strings.HasPrefix(call, "chmod(") || strings.HasPrefix(call, "fchmod(") || strings.HasPrefix(call, "fchmodat(")):
 			// Who opened a file to others: tests do it on purpose.
 			if path, mode, ok := chmodArgs(call); ok && mode&0o044 != 0 {
 				w := short(ss.redact(get(l.pid).argv))
@@ -817,24 +1037,53 @@ func analyzeTrace(t *testing.T, path string, ss secretSet, rp *leakReport) {
 	}
 }
 
-// chmodArgs parses `chmod("/p", 0640)` and `fchmodat(AT_FDCWD<...>, "/p", 0640)`.
+// chmodArgs parses the file and mode of the three calls that change a
+// mode, as strace -y prints them: `chmod("/p", 0640)`,
+// `fchmodat(AT_FDCWD</cwd>, "p", 0640)` or `fchmodat(7</dir>, "p",
+// 0640)` (a relative path is taken from the directory strace names) and
+// `fchmod(5</p>, 0640)`.
 func chmodArgs(call string) (string, uint32, bool) {
-	i := strings.IndexByte(call, '"')
-	if i < 0 {
-		return "", 0, false
+	var dir, path, rest string
+	switch {
+	case strings.HasPrefix(call, "fchmod("):
+		// fchmod(5</p>, 0640): the file is the descriptor's.
+		_, target := fdTarget(call)
+		if !strings.HasPrefix(target, "/") {
+			return "", 0, false
+		}
+		path = target
+		i := strings.Index(call, ">, ")
+		if i < 0 {
+			return "", 0, false
+		}
+		rest = call[i+len(">, "):]
+	default:
+		if strings.HasPrefix(call, "fchmodat(") {
+			_, dir = fdTarget(call)
+		}
+		i := strings.IndexByte(call, '"')
+		if i < 0 {
+			return "", 0, false
+		}
+		j := strings.IndexByte(call[i+1:], '"')
+		if j < 0 {
+			return "", 0, false
+		}
+		path = call[i+1 : i+1+j]
+		rest = call[i+1+j+1:]
+		if !filepath.IsAbs(path) {
+			if !filepath.IsAbs(dir) {
+				return "", 0, false // relative to a directory strace could not name
+			}
+			path = filepath.Join(dir, path)
+		}
 	}
-	j := strings.IndexByte(call[i+1:], '"')
-	if j < 0 {
-		return "", 0, false
-	}
-	path := call[i+1 : i+1+j]
-	rest := strings.TrimLeft(call[i+1+j+1:], ", ")
 	f := strings.FieldsFunc(rest, func(r rune) bool { return r == ',' || r == ')' || r == ' ' })
 	if len(f) == 0 {
 		return "", 0, false
 	}
 	m, err := strconv.ParseUint(f[0], 8, 32)
-	return path, uint32(m), err == nil
+	return filepath.Clean(path), uint32(m), err == nil
 }
 
 // execveArgs extracts argv and envp from `execve("p", [argv], [envp]...`.
@@ -872,12 +1121,25 @@ func closing(s string) int {
 
 // writeTarget parses `write(2<pipe:[123]>, ...` into 2 and "pipe:[123]".
 func writeTarget(call string) (int, string) {
+	return fdTarget(call)
+}
+
+// fdTarget parses the first argument of a call on a descriptor, as
+// strace -y prints it: `call(2<pipe:[123]>, ...` gives 2 and
+// "pipe:[123]", `fchmodat(AT_FDCWD</w>, ...` gives -100 and "/w".
+func fdTarget(call string) (int, string) {
 	i := strings.IndexByte(call, '(')
 	j := strings.IndexByte(call, '<')
 	if i < 0 || j < i {
 		return -1, ""
 	}
-	fd, _ := strconv.Atoi(call[i+1 : j])
+	fd, err := strconv.Atoi(call[i+1 : j])
+	if err != nil {
+		fd = -1
+		if call[i+1:j] == "AT_FDCWD" {
+			fd = -100
+		}
+	}
 	k := strings.Index(call[j:], ">,")
 	if k < 0 {
 		return fd, ""
@@ -933,8 +1195,24 @@ func (rp *leakReport) markdown(suites, secrets int, sc *scan) string {
 	fmt.Fprintf(&b, "%d suites run under strace with TOKENHELPER_VERBOSE=2; %d secrets issued by their test beds; %d /proc polls, %d process snapshots; %d files others could read.\n\n",
 		suites, secrets, sc.polls, len(sc.procs), len(sc.files))
 	b.WriteString("| suite | outcome | time |\n|---|---|---|\n")
+	var incomplete, untraced []string
 	for _, r := range sc.results {
-		b.WriteString("| " + r + " |\n")
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.name, r.outcome(), r.took)
+		switch {
+		case !r.complete:
+			incomplete = append(incomplete, r.name+" ("+filepath.Base(r.log)+")")
+		case !r.traced:
+			untraced = append(untraced, r.name)
+		}
+	}
+	if len(incomplete) > 0 {
+		fmt.Fprintf(&b, "\n**Scan incomplete: %s not run to completion, under strace or without it: %s.** "+
+			"What their tests did not reach was not scanned; the counts below hold for what ran.\n",
+			map[bool]string{true: "1 suite did", false: strconv.Itoa(len(incomplete)) + " suites did"}[len(incomplete) == 1], strings.Join(incomplete, ", "))
+	}
+	if len(untraced) > 0 {
+		fmt.Fprintf(&b, "\nRan to completion only without strace (argv, environments, files and output scanned; writes not attributed to processes): %s.\n",
+			strings.Join(untraced, ", "))
 	}
 	fmt.Fprintf(&b, "\n**Leaks: %d.**\n\n", len(rp.violations))
 	for _, v := range rp.violations {
