@@ -122,11 +122,28 @@ func TestRunForwardsSignals(t *testing.T) {
 
 // TestRunKeyboardSignals: when the terminal already delivered SIGINT to the
 // child, it is not sent again; other signals still are.
+//
+// SIGUSR2 is sent only once Run has seen the SIGINT: sent at once, it can
+// reach Run first (each thread handles the signal it was given, in no set
+// order; under strace even later), end the child, and the SIGINT arrives
+// after Run stopped listening: Go's default action kills the test binary.
 func TestRunKeyboardSignals(t *testing.T) {
-	res, done := startTrapper(t, RunOptions{KeyboardSignals: func() bool { return true }})
+	sawINT := make(chan struct{}, 1)
+	res, done := startTrapper(t, RunOptions{KeyboardSignals: func() bool {
+		select {
+		case sawINT <- struct{}{}:
+		default:
+		}
+		return true
+	}})
 	defer done()
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-sawINT:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not see the SIGINT within 10 s")
 	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
