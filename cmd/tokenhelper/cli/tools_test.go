@@ -580,12 +580,15 @@ func (w *world) startExecScript(script string, args ...string) *execChild {
 	}
 	ec := &execChild{t: w.t, cmd: c, in: in, out: bufio.NewReader(outR), errs: &bytes.Buffer{}, done: make(chan struct{})}
 	c.Stderr = ec.errs
+	// A group of its own, so that cleanup also ends what the script left
+	// (the signal script's background sleep outlived failed runs).
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.Start(); err != nil {
 		w.t.Fatal(err)
 	}
 	go func() { ec.werr = c.Wait(); close(ec.done) }()
 	w.t.Cleanup(func() {
-		_ = c.Process.Kill()
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL) // the group: tokenhelper, sh and its sleep
 		select {
 		case <-ec.done:
 		case <-time.After(10 * time.Second):
