@@ -264,7 +264,15 @@ func TestTimeoutKillsTheGroup(t *testing.T) {
 // A command that leaves something running in the background with its
 // stdout still open is not waited for.
 func TestBackgroundChildKeepsStdout(t *testing.T) {
-	b := backend(t, config.Profile{Command: script(t, "sleep 30 &\necho opaque-token")})
+	dir := t.TempDir()
+	b := backend(t, config.Profile{Command: script(t, fmt.Sprintf("sleep 30 &\necho $! > %s/child\necho opaque-token", dir))})
+	t.Cleanup(func() { // the background child is the command's business; the test ends it
+		if b, err := os.ReadFile(filepath.Join(dir, "child")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
 	start := time.Now()
 	tok, err := b.Token(context.Background(), req())
 	if err != nil || tok.AccessToken != "opaque-token" {
