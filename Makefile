@@ -72,7 +72,7 @@ fuzz:
 # curl strace oidc-agent-cli), then every fuzz target for at least 5 CPU-minutes.
 .PHONY: reliability
 reliability:
-	TOKENHELPER_RELIABILITY=1 $(GO) test -count=1 -timeout 4h -v ./integrations/reliability/
+	TOKENHELPER_RELIABILITY=1 TOKENHELPER_LEAKSCAN_E2E=$${TOKENHELPER_LEAKSCAN_E2E-1} $(GO) test -count=1 -timeout 4h -v ./integrations/reliability/
 	$(MAKE) --no-print-directory fuzz FUZZTIME=1m FUZZ_MIN_CPU=300
 
 # The guided tour (README's quick start): starts the loopback test bed in-process and
